@@ -1,0 +1,481 @@
+"""The autograd machinery: grad mode, Function and its ctx, graph nodes, and the backward engine.
+
+How a graph is built: every differentiable op is a :class:`Function`. ``Op.apply(x, y)`` runs
+``Op.forward(ctx, x.data, y.data)`` on numpy arrays and, when gradients are wanted, wraps the
+result in a Tensor whose ``grad_fn`` is a :class:`Node`. The node remembers the op, its ``ctx``
+(the arrays the forward saved) and ``next_functions``: for each input, the node that produced
+it, or an :class:`AccumulateGrad` node for a leaf, or ``None``.
+
+How backward runs (:func:`backward`): the nodes reachable from the output are put in
+topological order by an explicit-stack depth-first search, then one plain ``for`` loop hands
+each node the summed gradient of its output and calls its ``backward``. Each gradient is
+un-broadcast to its input's shape right there, in the engine, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from minigrad._shapes import unbroadcast
+
+if TYPE_CHECKING:
+    from minigrad.tensor import Tensor
+
+# ----------------------------------------------------------------------------- grad mode
+
+
+class _GradMode:
+    enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """True unless inside ``no_grad()``: whether ops record a graph."""
+    return _GradMode.enabled
+
+
+class _SetGradEnabled(contextlib.ContextDecorator):
+    """Context manager and decorator that sets grad mode and restores it on exit."""
+
+    mode = True
+
+    def __enter__(self) -> None:
+        self._previous = _GradMode.enabled
+        _GradMode.enabled = self.mode
+
+    def __exit__(self, *exc: object) -> None:
+        _GradMode.enabled = self._previous
+
+    def _recreate_cm(self) -> _SetGradEnabled:
+        # A fresh instance per decorated call, so recursive calls keep their own `_previous`.
+        return type(self)()
+
+
+class no_grad(_SetGradEnabled):  # noqa: N801 - PyTorch's name
+    """Ops inside run on data only: results have ``requires_grad=False`` and no ``grad_fn``."""
+
+    mode = False
+
+
+class enable_grad(_SetGradEnabled):  # noqa: N801 - PyTorch's name
+    """Turn graph recording back on inside a ``no_grad`` block."""
+
+    mode = True
+
+
+# ----------------------------------------------------------------------------- versions
+
+
+class VersionCounter:
+    """Counts in-place changes to a tensor's data; shared by a tensor and its ``detach()``."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+# ----------------------------------------------------------------------------- ctx
+
+_FREED_MESSAGE = (
+    "Trying to backward through the graph a second time (or directly access saved tensors "
+    "after they have already been freed). Saved intermediate values of the graph are freed "
+    "when you call .backward(). Specify retain_graph=True if you need to backward through the "
+    "graph a second time or if you need to access saved tensors after calling backward."
+)
+
+
+class Context:
+    """The ``ctx`` an op's ``forward`` fills and its ``backward`` reads.
+
+    ``save_for_backward(*arrays)`` keeps arrays for backward; ``saved_tensors`` returns them,
+    after checking that no tensor they came from was changed in place since (a stale array
+    would give a silently wrong gradient). ``needs_input_grad[i]`` tells whether input ``i``
+    wants a gradient, so a backward can skip work. Other settings (a dim, a shape) may be
+    stored as plain attributes.
+    """
+
+    def __init__(self, op_name: str, needs_input_grad: tuple[bool, ...]) -> None:
+        self.needs_input_grad = needs_input_grad
+        self._op_name = op_name
+        self._saved: tuple[Any, ...] = ()
+        self._versions: tuple[tuple[VersionCounter, int] | None, ...] = ()
+        self._freed = False
+
+    if TYPE_CHECKING:
+        # ops store settings on ctx as attributes (ctx.axis = ...); tell the type checker so.
+        # Only for the checker: at run time a missing attribute is a plain AttributeError.
+        def __getattr__(self, name: str) -> Any: ...
+        def __setattr__(self, name: str, value: Any) -> None: ...
+
+    def save_for_backward(self, *arrays: Any) -> None:
+        self._saved = arrays
+
+    @property
+    def saved_tensors(self) -> tuple[Any, ...]:
+        if self._freed:
+            raise RuntimeError(_FREED_MESSAGE)
+        for array, version in zip(self._saved, self._versions):
+            if version is not None and version[0].value != version[1]:
+                raise RuntimeError(
+                    "one of the variables needed for gradient computation has been modified by "
+                    f"an inplace operation: the array of shape {np.shape(array)} saved by "
+                    f"{self._op_name}Backward is at version {version[0].value}; expected version "
+                    f"{version[1]} instead. Hint: use an out-of-place op (x = x + 1 rather than "
+                    "x.add_(1)), or .clone() the tensor before changing it in place."
+                )
+        return self._saved
+
+    def _track_versions(self, tensors: Sequence[Tensor]) -> None:
+        """Remember the version of each saved array that is the data of one of ``tensors``."""
+        by_id = {id(t.data): t for t in tensors}
+        versions = []
+        for array in self._saved:
+            owner = by_id.get(id(array))
+            versions.append(None if owner is None else (owner._version, owner._version.value))
+        self._versions = tuple(versions)
+
+    def _free(self) -> None:
+        self._saved = ()
+        self._versions = ()
+        self._freed = True
+
+
+# ----------------------------------------------------------------------------- nodes
+
+Edge = tuple["Node | None", int]
+InputMeta = tuple[tuple[int, ...], np.dtype] | None
+
+
+class Node:
+    """A ``grad_fn``: one recorded call of a Function, a vertex of the backward graph.
+
+    ``next_functions[i]`` is ``(node, output_index)`` for input ``i`` (``(None, 0)`` when that
+    input needs no gradient), as in PyTorch. ``backward`` turns the gradients of this node's
+    outputs into one gradient per input.
+    """
+
+    __slots__ = ("function", "ctx", "next_functions", "_input_meta", "_outputs", "_output_meta")
+
+    def __init__(
+        self,
+        function: type[Function],
+        ctx: Context,
+        next_functions: tuple[Edge, ...],
+        input_meta: tuple[InputMeta, ...],
+        outputs: Sequence[Tensor],
+    ) -> None:
+        self.function = function
+        self.ctx: Context | None = ctx
+        self.next_functions = next_functions
+        self._input_meta = input_meta
+        self._outputs = tuple(weakref.ref(t) for t in outputs)
+        self._output_meta = tuple((t.shape, t.dtype) for t in outputs)
+
+    def name(self) -> str:
+        return f"{self.function.__name__}Backward"
+
+    def __repr__(self) -> str:
+        return f"<{self.name()}>"
+
+    def backward(self, grad_outputs: list[np.ndarray]) -> tuple[Any, ...]:
+        """Call the op's backward: ``grad_outputs`` (dL/d output) in, one dL/d input per input."""
+        if self.ctx is None:
+            raise RuntimeError(_FREED_MESSAGE)
+        grad_inputs = self.function.backward(self.ctx, *grad_outputs)
+        if not isinstance(grad_inputs, tuple):
+            grad_inputs = (grad_inputs,)
+        if len(grad_inputs) != len(self.next_functions):
+            raise RuntimeError(
+                f"function {self.name()} returned an incorrect number of gradients "
+                f"(expected {len(self.next_functions)}, got {len(grad_inputs)})"
+            )
+        return grad_inputs
+
+    def output_tensors(self) -> tuple[Tensor | None, ...]:
+        """The tensors this node made that are still alive (for hooks and ``retain_grad``)."""
+        return tuple(ref() for ref in self._outputs)
+
+    def release(self) -> None:
+        """Free what the graph holds once backward has used it: saved arrays and links."""
+        if self.ctx is not None:
+            self.ctx._free()
+        self.ctx = None
+        self.next_functions = ()
+        self._input_meta = ()
+
+    @property
+    def freed(self) -> bool:
+        return self.ctx is None
+
+
+class AccumulateGrad(Node):
+    """The node at a leaf tensor: its backward adds the incoming gradient into ``leaf.grad``."""
+
+    __slots__ = ("variable", "__weakref__")
+
+    def __init__(self, variable: Tensor) -> None:
+        self.variable = variable
+        self.ctx = None
+        self.next_functions = ()
+        self._input_meta = ()
+        self._outputs = (weakref.ref(variable),)
+        self._output_meta = ((variable.shape, variable.dtype),)
+
+    def name(self) -> str:
+        return "AccumulateGrad"
+
+    def backward(self, grad_outputs: list[np.ndarray]) -> tuple[Any, ...]:
+        self.variable._accumulate_grad(grad_outputs[0])
+        return ()
+
+    def release(self) -> None:
+        pass  # holds nothing but the leaf
+
+    @property
+    def freed(self) -> bool:
+        return False
+
+
+def gradient_edge(tensor: Tensor) -> Edge:
+    """Where a gradient for ``tensor`` goes: its ``grad_fn``, or its leaf's AccumulateGrad."""
+    if tensor.grad_fn is not None:
+        return (tensor.grad_fn, tensor._output_nr)
+    node = tensor._grad_accumulator() if tensor._grad_accumulator is not None else None
+    if node is None:
+        # The tensor keeps only a weak reference: tensor -> node -> tensor must not be a cycle.
+        node = AccumulateGrad(tensor)
+        tensor._grad_accumulator = weakref.ref(node)
+    return (node, 0)
+
+
+# ----------------------------------------------------------------------------- Function
+
+
+class Function:
+    """Base class of every differentiable op, built-in or user-written.
+
+    Subclass it with two static methods that see and return numpy arrays::
+
+        class Exp(mg.Function):
+            @staticmethod
+            def forward(ctx, x):
+                y = np.exp(x)
+                ctx.save_for_backward(y)
+                return y
+
+            @staticmethod
+            def backward(ctx, grad_output):
+                (y,) = ctx.saved_tensors
+                return grad_output * y  # d exp(x)/dx = exp(x)
+
+    and call it as ``Exp.apply(t)``. Tensor inputs are positional (anything else positional is
+    passed through and gets no gradient); settings are keyword arguments. ``backward`` returns
+    one gradient (or ``None``) per positional input, in the output's broadcast shape: the
+    engine sums it down to the input's shape and casts it to the input's dtype.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("a Function subclass must define forward(ctx, *inputs)")
+
+    @staticmethod
+    def backward(ctx: Context, *grad_outputs: Any) -> Any:
+        raise NotImplementedError("a Function subclass must define backward(ctx, *grad_outputs)")
+
+    @classmethod
+    def apply(cls, *args: Any, **kwargs: Any) -> Any:
+        from minigrad.tensor import Tensor  # tensor.py imports this module, so import here
+
+        inputs = [a.data if isinstance(a, Tensor) else a for a in args]
+        needs_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        record = _GradMode.enabled and any(needs_grad)
+        ctx = Context(cls.__name__, needs_grad if record else (False,) * len(args))
+
+        raw = cls.forward(ctx, *inputs, **kwargs)
+
+        arrays = raw if isinstance(raw, tuple) else (raw,)
+        outputs = tuple(Tensor._from_op(np.asarray(a), i) for i, a in enumerate(arrays))
+        if record:
+            tensors = [a for a in args if isinstance(a, Tensor)]
+            ctx._track_versions(tensors + list(outputs))
+            edges = tuple(
+                gradient_edge(a) if needs else (None, 0) for a, needs in zip(args, needs_grad)
+            )
+            meta = tuple((a.shape, a.dtype) if isinstance(a, Tensor) else None for a in args)
+            node = Node(cls, ctx, edges, meta, outputs)
+            for out in outputs:
+                out._attach(node)
+        return outputs if isinstance(raw, tuple) else outputs[0]
+
+
+# ----------------------------------------------------------------------------- the engine
+
+
+def backward(
+    tensors: Sequence[Tensor],
+    grad_tensors: Sequence[Any] | None = None,
+    retain_graph: bool = False,
+) -> None:
+    """Accumulate d(outputs)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+    ``grad_tensors[k]`` is the upstream gradient of ``tensors[k]`` (``None`` for a one-element
+    output, meaning 1). Without ``retain_graph`` the graph's saved arrays and links are freed.
+    """
+    if grad_tensors is None:
+        grad_tensors = [None] * len(tensors)
+    pending: dict[Node, list[Any]] = {}
+    for k, (tensor, grad) in enumerate(zip(tensors, grad_tensors)):
+        seed = _seed_gradient(k, tensor, grad)
+        node, index = gradient_edge(tensor)
+        _add_gradient(pending, node, index, seed)  # type: ignore[arg-type]
+
+    for node in topological_order(tuple(pending)):
+        grad_outputs = pending.pop(node, None)
+        if grad_outputs is not None:
+            grad_outputs = _materialize(node, grad_outputs)
+            _run_tensor_hooks(node, grad_outputs)
+            grad_inputs = node.backward(grad_outputs)  # <- every op's backward runs here
+            for i, ((next_node, index), grad) in enumerate(zip(node.next_functions, grad_inputs)):
+                if next_node is not None and grad is not None:
+                    grad = _fit_to_input(node, i, grad)
+                    _add_gradient(pending, next_node, index, grad)
+        if not retain_graph:
+            node.release()
+
+
+def topological_order(roots: tuple[Node, ...]) -> list[Node]:
+    """Every node reachable from ``roots``, each after all nodes that feed it a gradient.
+
+    Depth-first search with an explicit stack (no recursion, so million-node chains work);
+    the reverse of the post-order is a topological order. Deterministic: edges are tuples.
+    """
+    post_order: list[Node] = []
+    seen: set[Node] = set()
+    for root in roots:
+        if root in seen:
+            continue
+        seen.add(root)
+        stack: list[tuple[Node, int]] = [(root, 0)]
+        while stack:
+            node, i = stack[-1]
+            if node.freed:
+                raise RuntimeError(_FREED_MESSAGE)
+            if i < len(node.next_functions):
+                stack[-1] = (node, i + 1)
+                child = node.next_functions[i][0]
+                if child is not None and child not in seen:
+                    seen.add(child)
+                    stack.append((child, 0))
+            else:
+                stack.pop()
+                post_order.append(node)
+    post_order.reverse()
+    return post_order
+
+
+def _seed_gradient(k: int, tensor: Tensor, grad: Any) -> np.ndarray:
+    if not tensor.requires_grad:
+        raise RuntimeError(
+            f"element {k} of tensors does not require grad and does not have a grad_fn "
+            "(call .requires_grad_() on the leaf tensors you want gradients for)"
+        )
+    if grad is None:
+        if tensor.data.size != 1:
+            raise RuntimeError(
+                "grad can be implicitly created only for scalar outputs: this output has shape "
+                f"{tensor.shape}; pass backward(gradient) of that shape, or reduce it first"
+            )
+        return np.ones(tensor.shape, dtype=tensor.dtype)
+    grad = np.asarray(getattr(grad, "data", grad))
+    if grad.shape != tensor.shape:
+        raise RuntimeError(
+            f"Mismatch in shape: grad_output[{k}] has a shape of {grad.shape} and output[{k}] "
+            f"has a shape of {tensor.shape}."
+        )
+    return grad.astype(tensor.dtype, copy=False)
+
+
+def _add_gradient(pending: dict[Node, list[Any]], node: Node, index: int, grad: Any) -> None:
+    """Sum gradients arriving at ``node``'s output ``index`` (a tensor used more than once)."""
+    slots = pending.get(node)
+    if slots is None:
+        slots = pending[node] = [None] * len(node._output_meta)
+    # Never `+=`: the first array may be shared with another input (Add hands one array to both).
+    slots[index] = grad if slots[index] is None else slots[index] + grad
+
+
+def _materialize(node: Node, grad_outputs: list[Any]) -> list[np.ndarray]:
+    """Zeros for outputs of a multi-output op that received no gradient, as PyTorch does."""
+    for i, grad in enumerate(grad_outputs):
+        if grad is None:
+            shape, dtype = node._output_meta[i]
+            grad_outputs[i] = np.zeros(shape, dtype=dtype)
+    return grad_outputs
+
+
+def _run_tensor_hooks(node: Node, grad_outputs: list[np.ndarray]) -> None:
+    """Run ``register_hook`` hooks and ``retain_grad`` of the tensors ``node`` produced."""
+    for i, tensor in enumerate(node.output_tensors()):
+        if tensor is None or not (tensor._hooks or tensor._retains_grad):
+            continue
+        grad = grad_outputs[i]
+        for hook in tuple((tensor._hooks or {}).values()):
+            replacement = hook(grad)
+            if replacement is not None:
+                replacement = np.asarray(getattr(replacement, "data", replacement))
+                if replacement.shape != tensor.shape:
+                    raise RuntimeError(
+                        f"hook {hook!r} returned a gradient of shape {replacement.shape}; "
+                        f"the tensor has shape {tensor.shape}"
+                    )
+                grad = replacement
+        if tensor._retains_grad:
+            tensor._accumulate_grad(grad)
+        grad_outputs[i] = grad
+
+
+def _fit_to_input(node: Node, i: int, grad: Any) -> np.ndarray:
+    """Un-broadcast input ``i``'s ``grad`` to that input's shape and cast it to its dtype."""
+    meta = node._input_meta[i]
+    assert meta is not None, "an input with a gradient edge is always a Tensor"
+    shape, dtype = meta
+    grad = np.asarray(grad)
+    if grad.shape != shape:
+        if not _broadcasts_to(shape, grad.shape):
+            raise RuntimeError(
+                f"function {node.name()} returned an invalid gradient at index {i} - got "
+                f"{grad.shape} but expected shape compatible with {shape}"
+            )
+        grad = unbroadcast(grad, shape)
+    if grad.dtype != dtype:
+        grad = grad.astype(dtype)
+    return grad
+
+
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    try:
+        return np.broadcast_shapes(shape, target) == target
+    except ValueError:
+        return False
+
+
+# ----------------------------------------------------------------------------- hooks
+
+
+class RemovableHandle:
+    """Returned by ``register_hook``; ``handle.remove()`` unregisters the hook."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict[int, Callable[..., Any]]) -> None:
+        self._hooks = hooks
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
