@@ -1,0 +1,26 @@
+"""Parameter: a leaf Tensor that a Module registers as one of its trainable weights."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from minigrad.tensor import Tensor, as_array
+
+
+class Parameter(Tensor):
+    """A Tensor that requires grad (by default) and that ``Module`` lists in ``parameters()``.
+
+    ``Parameter(data)`` wraps a copy of ``data`` (an array, a list or a Tensor's data).
+    """
+
+    __slots__ = ("grad_sample", "_grad_sample_id")
+
+    def __init__(self, data: Any = None, requires_grad: bool = True) -> None:
+        if data is None:
+            data = []
+        super().__init__(as_array(data, copy=True), requires_grad=requires_grad)
+        self.grad_sample: Any = None
+        self._grad_sample_id = -1
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
