@@ -1,7 +1,8 @@
 """minigrad: reverse-mode autograd on numpy, written to make backpropagation visible."""
 
-from minigrad import autograd, testing
+from minigrad import autograd, nn, testing
 from minigrad.autograd import Function, enable_grad, is_grad_enabled, no_grad
+from minigrad.checkpoint import CheckpointError, load, save
 from minigrad.functions import (
     abs,
     amax,
@@ -50,6 +51,7 @@ from minigrad.tensor import Tensor
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckpointError",
     "Function",
     "GradcheckError",
     "Tensor",
@@ -72,6 +74,7 @@ __all__ = [
     "gradcheck",
     "int32",
     "int64",
+    "load",
     "is_grad_enabled",
     "log",
     "log_softmax",
@@ -80,12 +83,14 @@ __all__ = [
     "maximum",
     "mean",
     "minimum",
+    "nn",
     "no_grad",
     "ones",
     "ones_like",
     "outer",
     "pow",
     "rand",
+    "save",
     "randn",
     "relu",
     "sigmoid",
