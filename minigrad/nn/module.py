@@ -1,0 +1,259 @@
+"""Module: the base class of layers and models, shaped like ``torch.nn.Module``.
+
+Assigning a :class:`Parameter` or a sub-``Module`` to an attribute registers it, in
+assignment order, so ``parameters()`` and ``state_dict()`` list them as PyTorch does
+(``"0.weight"``, ``"fc1.bias"``) and weights move between the two libraries by name.
+Registered objects are also ordinary attributes: "go to definition" and a debugger's
+watch window see them directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from minigrad.autograd import no_grad
+from minigrad.nn.parameter import Parameter
+from minigrad.tensor import Tensor, as_array
+
+
+class IncompatibleKeys(NamedTuple):
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+class Module:
+    """Base class: subclasses set parameters and sub-modules in ``__init__`` and define
+    ``forward``; calling the module runs ``forward``."""
+
+    training: bool
+    _parameters: dict[str, Parameter | None]
+    _buffers: dict[str, Tensor | None]
+    _modules: dict[str, Module]
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+
+    # ------------------------------------------------------------------------- registration
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(
+                f"cannot assign {name!r} before Module.__init__() call (call super().__init__() "
+                "first in your module's __init__)"
+            )
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+            if value._layer is None:
+                value._layer = type(self).__name__
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        elif name in self._buffers:
+            self._buffers[name] = value
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        self._buffers.pop(name, None)
+        object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, tensor: Tensor | None) -> None:
+        """A tensor saved in ``state_dict`` but not trained (a running mean, say)."""
+        self._buffers[name] = tensor
+        object.__setattr__(self, name, tensor)
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        if param is None:
+            self._parameters.pop(name, None)
+            object.__setattr__(self, name, None)
+        else:
+            setattr(self, name, param)
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        setattr(self, name, module)
+
+    # ------------------------------------------------------------------------- calling
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # ------------------------------------------------------------------------- walking
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        yield from self._modules.items()
+
+    def children(self) -> Iterator[Module]:
+        for _, module in self.named_children():
+            yield module
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """This module and every sub-module (each once), with dotted names, depth first."""
+        seen: set[int] = set()
+        stack: list[tuple[str, Module]] = [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            children = [
+                (f"{name}.{child_name}" if name else child_name, child)
+                for child_name, child in module._modules.items()
+                if child is not None
+            ]
+            stack.extend(reversed(children))  # reversed: pop the first child first
+
+    def modules(self) -> Iterator[Module]:
+        for _, module in self.named_modules():
+            yield module
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
+        """Parameters with dotted names (``"0.weight"``), in registration order, each once."""
+        seen: set[int] = set()
+        modules = self.named_modules(prefix) if recurse else iter([(prefix, self)])
+        for module_name, module in modules:
+            for name, param in module._parameters.items():
+                if param is None or id(param) in seen:
+                    continue
+                seen.add(id(param))
+                yield (f"{module_name}.{name}" if module_name else name), param
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        for _, param in self.named_parameters(recurse=recurse):
+            yield param
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        for module_name, module in self.named_modules(prefix):
+            for name, buffer in module._buffers.items():
+                if buffer is not None:
+                    yield (f"{module_name}.{name}" if module_name else name), buffer
+
+    def buffers(self) -> Iterator[Tensor]:
+        for _, buffer in self.named_buffers():
+            yield buffer
+
+    # ------------------------------------------------------------------------- training state
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear every parameter's ``.grad`` (and per-sample ``grad_sample``)."""
+        for param in self.parameters():
+            param.grad_sample = None
+            param.grad_sample_norm = None
+            if set_to_none or param.grad is None:
+                param.grad = None
+            else:
+                param.grad.fill(0)
+
+    def train(self, mode: bool = True) -> Module:
+        for module in self.modules():
+            object.__setattr__(module, "training", bool(mode))
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        for param in self.parameters():
+            param.requires_grad_(requires_grad)
+        return self
+
+    def to(self, dtype: Any) -> Module:
+        """Convert every floating parameter and buffer to ``dtype``, in place (same objects)."""
+        dtype = np.dtype(dtype)
+        for tensor in [*self.parameters(), *self.buffers()]:
+            if np.issubdtype(tensor.dtype, np.floating) and tensor.dtype != dtype:
+                tensor.data = tensor.data.astype(dtype)
+                if tensor.grad is not None:
+                    tensor.grad = tensor.grad.astype(dtype)
+                tensor._version.value += 1
+        return self
+
+    def double(self) -> Module:
+        return self.to(np.float64)
+
+    def float(self) -> Module:
+        return self.to(np.float32)
+
+    # ------------------------------------------------------------------------- state dict
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Every parameter and buffer by dotted name, as numpy copies (PyTorch's keys)."""
+        state = {name: param.data.copy() for name, param in self.named_parameters()}
+        state.update({name: buffer.data.copy() for name, buffer in self.named_buffers()})
+        return state
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True
+    ) -> IncompatibleKeys:
+        """Copy values into the parameters and buffers of the same names.
+
+        ``state_dict`` may map names to numpy arrays, minigrad tensors, or anything
+        ``np.asarray`` accepts (a PyTorch tensor after ``.detach().numpy()``, a list...).
+        Every key and shape is checked before anything is copied, so a mismatch raises
+        ``RuntimeError`` naming the key (and both shapes) and leaves the model unchanged.
+        """
+        own: dict[str, Tensor] = dict(self.named_parameters())
+        own.update(self.named_buffers())
+        missing = [key for key in own if key not in state_dict]
+        unexpected = [key for key in state_dict if key not in own]
+        problems = []
+        if strict:
+            problems += [f'missing key "{key}" (shape {own[key].shape})' for key in missing]
+            problems += [f'unexpected key "{key}"' for key in unexpected]
+        values = {}
+        for key, target in own.items():
+            if key not in state_dict:
+                continue
+            value = as_array(_plain(state_dict[key]))
+            if value.shape != target.shape:
+                problems.append(
+                    f'size mismatch for "{key}": copying a param with shape {value.shape}, '
+                    f"the shape in the current model is {target.shape}"
+                )
+            values[key] = value
+        if problems:
+            raise RuntimeError(
+                f"Error(s) in loading state_dict for {type(self).__name__}:\n  "
+                + "\n  ".join(problems)
+            )
+        with no_grad():
+            for key, value in values.items():
+                own[key].copy_(value)
+        return IncompatibleKeys(missing, unexpected)
+
+    # ------------------------------------------------------------------------- repr
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = []
+        for name, module in self._modules.items():
+            child = repr(module).replace("\n", "\n  ")
+            lines.append(f"({name}): {child}")
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")"
+        return head + "\n  " + "\n  ".join(lines) + "\n)"
+
+
+def _plain(value: Any) -> Any:
+    """Numbers out of a minigrad tensor or anything with ``.numpy()`` (a detached torch one)."""
+    if isinstance(value, Tensor):
+        return value.data
+    if hasattr(value, "detach") and hasattr(value, "numpy"):
+        return value.detach().numpy()
+    return value
