@@ -1,6 +1,6 @@
 """minigrad: reverse-mode autograd on numpy, written to make backpropagation visible."""
 
-from minigrad import autograd, nn, testing
+from minigrad import autograd, nn, optim, testing
 from minigrad.autograd import Function, enable_grad, is_grad_enabled, no_grad
 from minigrad.checkpoint import CheckpointError, load, save
 from minigrad.functions import (
@@ -86,6 +86,7 @@ __all__ = [
     "nn",
     "no_grad",
     "ones",
+    "optim",
     "ones_like",
     "outer",
     "pow",
