@@ -84,19 +84,21 @@ class Mul(Function):
 
 
 class Div(Function):
-    """out = a / b; d/da = 1/b, d/db = -a/b^2."""
+    """out = a / b; d/da = 1/b, d/db = -a/b^2 (x / 0 is inf or nan, as PyTorch, no warning)."""
 
     @staticmethod
     def forward(ctx: Context, a: Any, b: Any) -> np.ndarray:
         check_broadcast("div", a, b)
         ctx.save_for_backward(a, b)
-        return a / b
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return a / b
 
     @staticmethod
     def backward(ctx: Context, grad_output: np.ndarray) -> tuple[Any, ...]:
         a, b = ctx.saved_tensors
-        grad_a = grad_output / b if ctx.needs_input_grad[0] else None
-        grad_b = -grad_output * a / (b * b) if ctx.needs_input_grad[1] else None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            grad_a = grad_output / b if ctx.needs_input_grad[0] else None
+            grad_b = -grad_output * a / (b * b) if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
 
 
@@ -104,13 +106,14 @@ class Pow(Function):
     """out = a ** b; d/da = b a^(b-1), d/db = a^b log(a).
 
     As in PyTorch, d/da is 0 where b == 0 (not 0 * 0^-1 = nan), and d/db is 0 where a == 0
-    and b >= 0 (not 0 * log 0).
+    and b >= 0 (not 0 * log 0). Like PyTorch, 0^-1 is inf and (-2)^0.5 is nan, without a warning.
     """
 
     @staticmethod
     def forward(ctx: Context, a: Any, b: Any) -> np.ndarray:
         check_broadcast("pow", a, b)
-        out = np.power(a, b)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            out = np.power(a, b)
         ctx.save_for_backward(a, b, out)
         return out
 
@@ -124,7 +127,7 @@ class Pow(Function):
         if ctx.needs_input_grad[1]:
             with np.errstate(divide="ignore", invalid="ignore"):
                 log_a = np.where((a == 0) & (b >= 0), 0.0, np.log(a))
-            grad_b = grad_output * out * log_a
+                grad_b = grad_output * out * log_a
         return grad_a, grad_b
 
 
@@ -143,14 +146,20 @@ class MatMul(Function):
                 f"matmul: both arguments need to be at least 1-D, but got shapes {a.shape} "
                 f"and {b.shape}"
             )
-        try:
-            out = np.matmul(a, b)
-        except ValueError:
+        inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+        if a.shape[-1] != inner_b:
             raise RuntimeError(
                 f"matmul: shapes {a.shape} and {b.shape} cannot be multiplied (the last dim of "
                 f"the first, {a.shape[-1]}, must equal the "
-                f"{'only' if b.ndim == 1 else 'second-to-last'} dim of the second, "
-                f"{b.shape[0] if b.ndim == 1 else b.shape[-2]})"
+                f"{'only' if b.ndim == 1 else 'second-to-last'} dim of the second, {inner_b})"
+            )
+        try:
+            out = np.matmul(a, b)
+        except ValueError:  # the inner dims agree, so the batch dims (all but the last two) clash
+            raise RuntimeError(
+                f"matmul: shapes {a.shape} and {b.shape} cannot be multiplied: their batch dims "
+                f"{a.shape[:-2]} and {b.shape[:-2]} cannot be broadcast together (trailing dims "
+                "must be equal or 1)"
             ) from None
         ctx.save_for_backward(a, b)
         return out
@@ -232,7 +241,8 @@ class Exp(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
-        out = np.exp(x)
+        with np.errstate(over="ignore"):  # e^1000 = inf, as PyTorch
+            out = np.exp(x)
         ctx.save_for_backward(out)
         return out
 
@@ -488,8 +498,10 @@ class Var(Function):
     def backward(ctx: Context, grad_output: np.ndarray) -> np.ndarray:
         (centered,) = ctx.saved_tensors
         grad = expand_reduced(grad_output, centered.shape, ctx.axes)
+        # A numpy division, not Python's 2 / 0: with N <= correction the divisor is 0 and the
+        # gradient is nan, as the output is (and as in PyTorch), rather than ZeroDivisionError.
         with np.errstate(invalid="ignore", divide="ignore"):
-            return grad * centered * (2 / ctx.divisor)
+            return grad * centered * 2 / ctx.divisor
 
 
 class Amax(Function):
