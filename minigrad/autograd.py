@@ -43,6 +43,12 @@ class _SetGradEnabled(contextlib.ContextDecorator):
 
     mode = True
 
+    def __new__(cls, func: Callable[..., Any] | None = None) -> Any:
+        # `@mg.no_grad` without parentheses, as PyTorch allows: decorate `func` right away.
+        if func is not None:
+            return cls()(func)
+        return super().__new__(cls)
+
     def __enter__(self) -> None:
         self._previous = _GradMode.enabled
         _GradMode.enabled = self.mode
@@ -177,7 +183,9 @@ class Node:
         self._output_meta = tuple((t.shape, t.dtype) for t in outputs)
 
     def name(self) -> str:
-        return f"{self.function.__name__}Backward"
+        """PyTorch's naming: ``LinearFunction`` (nn/functional.py) gives ``"LinearBackward"``."""
+        op = self.function.__name__.removesuffix("Function") or self.function.__name__
+        return f"{op}Backward"
 
     def __repr__(self) -> str:
         return f"<{self.name()}>"
@@ -300,8 +308,10 @@ class Function:
 
         arrays = raw if isinstance(raw, tuple) else (raw,)
         outputs = tuple(Tensor._from_op(np.asarray(a), i) for i, a in enumerate(arrays))
+        tensors = [a for a in args if isinstance(a, Tensor)]
+        for out in outputs:
+            _share_version_with_base(out, tensors)
         if record:
-            tensors = [a for a in args if isinstance(a, Tensor)]
             ctx._track_versions(tensors + list(outputs))
             edges = tuple(
                 gradient_edge(a) if needs else (None, 0) for a, needs in zip(args, needs_grad)
@@ -311,6 +321,20 @@ class Function:
             for out in outputs:
                 out._attach(node)
         return outputs if isinstance(raw, tuple) else outputs[0]
+
+
+def _share_version_with_base(out: Tensor, inputs: Sequence[Tensor]) -> None:
+    """A view (reshape, transpose, basic indexing ...) shares its base's version counter.
+
+    As in PyTorch: the two share memory, so an in-place change through either one must make
+    arrays saved from the other stale, or backward would silently use the changed values.
+    """
+    for x in inputs:
+        if out.data is x.data or (
+            out.data.base is not None and np.may_share_memory(out.data, x.data)
+        ):
+            out._version = x._version
+            return
 
 
 # ----------------------------------------------------------------------------- the engine
@@ -324,7 +348,9 @@ def backward(
     """Accumulate d(outputs)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
 
     ``grad_tensors[k]`` is the upstream gradient of ``tensors[k]`` (``None`` for a one-element
-    output, meaning 1). Without ``retain_graph`` the graph's saved arrays and links are freed.
+    output, meaning 1). Without ``retain_graph`` the graph's saved arrays and links are freed,
+    once every node has run: a backward that raises part-way leaves the graph and every
+    leaf's ``.grad`` as they were.
     """
     if grad_tensors is None:
         grad_tensors = [None] * len(tensors)
@@ -334,7 +360,8 @@ def backward(
         node, index = gradient_edge(tensor)
         _add_gradient(pending, node, index, seed)  # type: ignore[arg-type]
 
-    for node in topological_order(tuple(pending)):
+    order = topological_order(tuple(pending))
+    for node in order:
         grad_outputs = pending.pop(node, None)
         if grad_outputs is not None:
             grad_outputs = _materialize(node, grad_outputs)
@@ -344,7 +371,8 @@ def backward(
                 if next_node is not None and grad is not None:
                     grad = _fit_to_input(node, i, grad)
                     _add_gradient(pending, next_node, index, grad)
-        if not retain_graph:
+    if not retain_graph:
+        for node in order:
             node.release()
 
 
@@ -353,6 +381,8 @@ def topological_order(roots: tuple[Node, ...]) -> list[Node]:
 
     Depth-first search with an explicit stack (no recursion, so million-node chains work);
     the reverse of the post-order is a topological order. Deterministic: edges are tuples.
+    The leaves' AccumulateGrad nodes, which feed nothing, come last, so no leaf's ``.grad``
+    changes before every op's backward has succeeded.
     """
     post_order: list[Node] = []
     seen: set[Node] = set()
@@ -375,7 +405,9 @@ def topological_order(roots: tuple[Node, ...]) -> list[Node]:
                 stack.pop()
                 post_order.append(node)
     post_order.reverse()
-    return post_order
+    op_nodes = [node for node in post_order if not isinstance(node, AccumulateGrad)]
+    leaf_nodes = [node for node in post_order if isinstance(node, AccumulateGrad)]
+    return op_nodes + leaf_nodes
 
 
 def _seed_gradient(k: int, tensor: Tensor, grad: Any) -> np.ndarray:

@@ -79,11 +79,13 @@ def full(
 
 
 def zeros_like(input: Tensor, *, dtype: DTypeLike = None, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.zeros(input.shape, dtype=dtype or input.dtype), requires_grad=requires_grad)
+    dtype = input.dtype if dtype is None else dtype  # not `or`: numpy 1.x dtypes are falsy
+    return Tensor(np.zeros(input.shape, dtype=dtype), requires_grad=requires_grad)
 
 
 def ones_like(input: Tensor, *, dtype: DTypeLike = None, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.ones(input.shape, dtype=dtype or input.dtype), requires_grad=requires_grad)
+    dtype = input.dtype if dtype is None else dtype  # not `or`: numpy 1.x dtypes are falsy
+    return Tensor(np.ones(input.shape, dtype=dtype), requires_grad=requires_grad)
 
 
 def arange(

@@ -92,7 +92,7 @@ def gradcheck(
             j = tuple(int(n) for n in np.argwhere(bad)[0])
             message = (
                 f"gradcheck: gradients of input {i} (shape {x.shape}) disagree at element {j}: "
-                f"numerical {numerical[j]!r}, analytical {analytical[j]!r} "
+                f"numerical {float(numerical[j])!r}, analytical {float(analytical[j])!r} "
                 f"({int(bad.sum())} of {bad.size} elements differ; atol={atol}, rtol={rtol})\n"
                 f"numerical:\n{numerical}\nanalytical:\n{analytical}"
             )

@@ -477,6 +477,11 @@ class Tensor:
     # ------------------------------------------------------------------------- in place
 
     def _check_inplace(self, op: str) -> None:
+        if not self.data.flags.writeable:
+            raise RuntimeError(
+                f"{op}: this tensor is a read-only view (expand() makes one, where many elements "
+                "share one memory location); .clone() it before changing it in place"
+            )
         if self.requires_grad and is_grad_enabled():
             kind = "a leaf Variable" if self.is_leaf else "a tensor"
             raise RuntimeError(
@@ -574,8 +579,14 @@ def as_array(data: Any, dtype: DTypeLike = None, copy: bool = False) -> np.ndarr
 
 
 def _operand(value: Any) -> Any:
-    """The other side of a binary op: a Tensor or a Python scalar as is, else an array."""
-    if isinstance(value, (Tensor, int, float, bool, np.ndarray, np.generic)):
+    """The other side of a binary op: a Tensor or a Python scalar as is, else an array.
+
+    A numpy scalar counts as a Python scalar, as in PyTorch: ``float32 * np.float64(2)``
+    stays float32 (numpy itself would promote it to float64).
+    """
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        return value.item()
+    if isinstance(value, (Tensor, int, float, bool, np.ndarray)):
         return value
     return as_array(value)
 

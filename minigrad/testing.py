@@ -46,6 +46,9 @@ def assert_grads_match_torch(
     upstream = [rng.standard_normal(np.shape(t.detach().numpy())) for t in torch_out]
     for k, (ours, theirs) in enumerate(zip(mg_out, torch_out)):
         _compare(problems, f"output {k}", ours.data, theirs.detach().numpy(), atol, rtol)
+    if any(ours.shape != tuple(theirs.shape) for ours, theirs in zip(mg_out, torch_out)):
+        # One upstream gradient cannot fit both sides: report the outputs alone.
+        raise AssertionError("minigrad and torch disagree:\n" + "\n".join(problems))
 
     mg_roots = [(y, v) for y, v in zip(mg_out, upstream) if y.requires_grad]
     torch_roots = [(y, v) for y, v in zip(torch_out, upstream) if y.requires_grad]
@@ -96,8 +99,8 @@ def _compare(
         diff = np.abs(ours - theirs)
         problems.append(
             f"{what}: {int((~close).sum())} of {close.size} elements differ (largest difference "
-            f"{np.nanmax(diff)}); first at {where}: minigrad {ours[where]!r}, torch "
-            f"{theirs[where]!r}\n  minigrad: {np.array2string(ours, precision=6)}\n"
+            f"{np.nanmax(diff)}); first at {where}: minigrad {ours[where].item()!r}, torch "
+            f"{theirs[where].item()!r}\n  minigrad: {np.array2string(ours, precision=6)}\n"
             f"  torch:    {np.array2string(theirs, precision=6)}"
         )
 

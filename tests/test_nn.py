@@ -76,7 +76,7 @@ def test_linear_batch_weight_gradient_is_sum_of_outer_products():
     expected = sum(np.outer(D[b], X[b]) for b in range(5))
     np.testing.assert_allclose(layer.weight.grad, expected, rtol=1e-12)
     assert layer.weight.grad.flags.c_contiguous  # not a transposed view
-    assert layer(mg.tensor(X)).grad_fn.name() == "LinearFunctionBackward"
+    assert layer(mg.tensor(X)).grad_fn.name() == "LinearBackward"
 
 
 def test_linear_is_one_node_not_a_chain():
