@@ -1,7 +1,7 @@
 """minigrad: reverse-mode autograd on numpy, written to make backpropagation visible."""
 
 from minigrad import autograd, nn, optim, testing
-from minigrad.autograd import Function, enable_grad, is_grad_enabled, no_grad
+from minigrad.autograd import Function, enable_grad, is_grad_enabled, no_grad, per_sample_grads
 from minigrad.checkpoint import CheckpointError, load, save
 from minigrad.functions import (
     abs,
@@ -89,6 +89,7 @@ __all__ = [
     "optim",
     "ones_like",
     "outer",
+    "per_sample_grads",
     "pow",
     "rand",
     "save",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -361,6 +361,7 @@ def backward(
         _add_gradient(pending, node, index, seed)  # type: ignore[arg-type]
 
     order = topological_order(tuple(pending))
+    samples = _PerSampleGrads(order) if _PerSampleMode.active else None
     for node in order:
         grad_outputs = pending.pop(node, None)
         if grad_outputs is not None:
@@ -371,6 +372,10 @@ def backward(
                 if next_node is not None and grad is not None:
                     grad = _fit_to_input(node, i, grad)
                     _add_gradient(pending, next_node, index, grad)
+            if samples is not None:
+                samples.collect(node, grad_outputs)
+    if samples is not None:
+        samples.store()
     if not retain_graph:
         for node in order:
             node.release()
@@ -494,6 +499,103 @@ def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
         return np.broadcast_shapes(shape, target) == target
     except ValueError:
         return False
+
+
+# ----------------------------------------------------------------------------- per-sample
+
+
+class _PerSampleMode:
+    active = False
+    norms_only = False
+
+
+@contextlib.contextmanager
+def per_sample_grads(norms_only: bool = False) -> Iterator[None]:
+    """Inside, ``backward`` also gives each parameter one gradient per sample.
+
+    ``param.grad_sample`` has shape ``(batch, *param.shape)`` (the batch is the first dim of
+    the layer's input) and sums over the batch to what backward adds to ``param.grad``. For
+    ``nn.Linear`` on a 2-D input, ``weight.grad_sample[b]`` is the rank-1 outer product
+    ``delta_b x_b^T``. With ``norms_only=True`` backward stores ``param.grad_sample_norm``,
+    shape ``(batch,)``, instead: each sample's gradient norm, for Linear
+    ``||delta_b|| ||x_b||``, without forming the ``(batch, out, in)`` array.
+
+    Each backward inside the context replaces these; ``zero_grad`` clears them. Ops that
+    support it define ``grad_sample(ctx, *grad_outputs, norms_only)`` beside ``backward``
+    (``Linear``, ``LoRALinear`` and ``Embedding``); a parameter whose gradient comes from any
+    other op makes ``backward`` raise ``RuntimeError`` before any gradient is written.
+    """
+    previous = (_PerSampleMode.active, _PerSampleMode.norms_only)
+    _PerSampleMode.active, _PerSampleMode.norms_only = True, bool(norms_only)
+    try:
+        yield
+    finally:
+        _PerSampleMode.active, _PerSampleMode.norms_only = previous
+
+
+_PER_SAMPLE_LAYERS = "Linear, LoRALinear and Embedding"
+
+
+class _PerSampleGrads:
+    """Collects one backward pass's per-sample gradients; they are stored only if it succeeds.
+
+    A parameter is a leaf that has ``grad_sample`` (an ``nn.Parameter``). Checked up front, so
+    an unsupported layer raises before any gradient moves.
+    """
+
+    def __init__(self, order: list[Node]) -> None:
+        self.norms_only = _PerSampleMode.norms_only
+        self.found: dict[Tensor, Any] = {}  # parameter -> its (batch, *shape) array or norms
+        for node in order:
+            for next_node, _ in node.next_functions:
+                param: Any = getattr(next_node, "variable", None)
+                if hasattr(param, "grad_sample") and not hasattr(node.function, "grad_sample"):
+                    layer = getattr(param, "_layer", None) or "a module"
+                    raise RuntimeError(
+                        f"per_sample_grads: a parameter of {layer} (shape {param.shape}) gets "
+                        f"its gradient from {node.name()}, which cannot split it by sample. "
+                        f"Per-sample gradients are supported for {_PER_SAMPLE_LAYERS} "
+                        "layers; freeze the others (requires_grad_(False)) or call backward "
+                        "outside the per_sample_grads() context."
+                    )
+
+    def collect(self, node: Node, grad_outputs: list[np.ndarray]) -> None:
+        grad_sample = getattr(getattr(node, "function", None), "grad_sample", None)
+        if grad_sample is None:  # a leaf, or an op without per-sample parameters
+            return
+        per_input = grad_sample(node.ctx, *grad_outputs, norms_only=self.norms_only)
+        for (next_node, _), sample in zip(node.next_functions, per_input):
+            param: Any = getattr(next_node, "variable", None)
+            if not hasattr(param, "grad_sample"):
+                continue
+            if sample is None:
+                raise RuntimeError(
+                    f"per_sample_grads: {node.name()} gives no per-sample gradient for a "
+                    f"parameter of shape {param.shape} passed as its input"
+                )
+            sample = np.asarray(sample).astype(param.dtype, copy=False)
+            if param not in self.found:
+                self.found[param] = sample
+            elif self.norms_only:
+                raise RuntimeError(
+                    f"per_sample_grads(norms_only=True): a parameter of shape {param.shape} "
+                    "is used more than once, and norms of the parts do not add up to the "
+                    "norm of the sum; use per_sample_grads() to get the full gradients"
+                )
+            elif self.found[param].shape != sample.shape:
+                raise RuntimeError(
+                    f"per_sample_grads: a parameter of shape {param.shape} is used with batch "
+                    f"sizes {self.found[param].shape[0]} and {sample.shape[0]}"
+                )
+            else:
+                self.found[param] = self.found[param] + sample
+
+    def store(self) -> None:
+        for param, sample in self.found.items():
+            if self.norms_only:
+                param.grad_sample, param.grad_sample_norm = None, sample  # type: ignore[attr-defined]
+            else:
+                param.grad_sample, param.grad_sample_norm = sample, None  # type: ignore[attr-defined]
 
 
 # ----------------------------------------------------------------------------- hooks

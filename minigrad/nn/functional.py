@@ -62,6 +62,37 @@ class LinearFunction(Function):
             grad_bias = None
         return grad_input, grad_weight, grad_bias
 
+    @staticmethod
+    def grad_sample(ctx: Context, grad_output: np.ndarray, *, norms_only: bool) -> tuple[Any, ...]:
+        """Per-sample gradients (used inside ``mg.per_sample_grads()``), batch = first dim.
+
+        For a 2-D input, sample b's weight gradient is the rank-1 matrix ``delta_b x_b^T``;
+        the batch gradient ``delta^T X`` is their sum. With middle dims (B, T, in), sample b's
+        is ``sum_t delta_bt x_bt^T``. With ``norms_only`` returns each sample's Frobenius
+        norm instead, without forming the matrices: ``||delta_b x_b^T|| = ||delta_b|| ||x_b||``
+        (with middle dims, ``sqrt(sum_ts (delta_bt . delta_bs)(x_bt . x_bs))``).
+        """
+        x, _ = ctx.saved_tensors
+        if x.ndim == 1:  # one unbatched sample: a batch of one
+            x, grad_output = x[None], grad_output[None]
+        X = x.reshape(x.shape[0], -1, x.shape[-1])  # (B, T, in), middle dims flattened
+        D = grad_output.reshape(X.shape[0], -1, grad_output.shape[-1])  # (B, T, out)
+        grad_bias = D.sum(axis=1) if ctx.needs_input_grad[2] else None  # (B, out)
+        if norms_only:
+            if X.shape[1] == 1:
+                weight_norms = np.linalg.norm(D[:, 0], axis=1) * np.linalg.norm(X[:, 0], axis=1)
+            else:
+                gram_d = D @ D.transpose(0, 2, 1)  # (B, T, T): delta_bt . delta_bs
+                gram_x = X @ X.transpose(0, 2, 1)  # (B, T, T): x_bt . x_bs
+                weight_norms = np.sqrt(np.maximum((gram_d * gram_x).sum(axis=(1, 2)), 0))
+            bias_norms = None if grad_bias is None else np.linalg.norm(grad_bias, axis=1)
+            return None, weight_norms, bias_norms  # (B,) each
+        if X.shape[1] == 1:
+            grad_weight = D[:, 0, :, None] * X[:, 0, None, :]  # (B, out, 1) * (B, 1, in): outer
+        else:
+            grad_weight = np.einsum("bto,bti->boi", D, X)  # (B, out, in): sum_t outer products
+        return None, grad_weight, grad_bias
+
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = input W^T + b (see :class:`LinearFunction` for the outer-product backward)."""
@@ -384,8 +415,7 @@ class EmbeddingFunction(Function):
     ``padding_idx`` gets no gradient.
 
     The indices are kept on ``ctx.indices`` (not a saved tensor: they never change and need
-    no gradient) so that per-sample gradients can be formed from them later; that is not
-    done here.
+    no gradient); ``grad_sample`` uses them to split the gradient by sample.
     """
 
     @staticmethod
@@ -402,6 +432,26 @@ class EmbeddingFunction(Function):
         if ctx.padding_idx is not None:
             grad_weight[ctx.padding_idx] = 0
         return grad_weight
+
+    @staticmethod
+    def grad_sample(ctx: Context, grad_output: np.ndarray, *, norms_only: bool) -> tuple[Any, ...]:
+        """Per-sample table gradients (batch = first dim of the indices): (B, num, dim).
+
+        Sample b's gradient scatters only its own rows. ``norms_only`` returns their norms
+        (B,), computed from the same per-sample matrices.
+        """
+        indices = ctx.indices if ctx.indices.ndim > 0 else ctx.indices[None]
+        grads = grad_output.reshape(indices.shape + (-1,))  # (B, *, dim)
+        batch = indices.shape[0]
+        grad_weight = np.zeros((batch, *ctx.weight_shape), dtype=grad_output.dtype)
+        rows = indices.reshape(batch, -1)  # (B, T)
+        samples = np.repeat(np.arange(batch), rows.shape[1])  # (B*T,) which sample each row is
+        np.add.at(grad_weight, (samples, rows.ravel()), grads.reshape(-1, grads.shape[-1]))
+        if ctx.padding_idx is not None:
+            grad_weight[:, ctx.padding_idx] = 0
+        if norms_only:
+            return (np.linalg.norm(grad_weight.reshape(batch, -1), axis=1),)
+        return (grad_weight,)
 
 
 def embedding(input: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
