@@ -79,6 +79,17 @@ def test_linear_batch_weight_gradient_is_sum_of_outer_products():
     assert layer(mg.tensor(X)).grad_fn.name() == "LinearBackward"
 
 
+def test_linear_3d_input_weight_gradient_sums_outer_products_over_batch_and_tokens():
+    rng = np.random.default_rng(6)
+    layer = nn.Linear(4, 3, dtype=mg.float64)
+    X = rng.standard_normal((2, 5, 4))  # (batch, tokens, in): flattened into 10 samples
+    D = rng.standard_normal((2, 5, 3))
+    layer(mg.tensor(X)).backward(D)
+    expected = sum(np.outer(D[b, t], X[b, t]) for b in range(2) for t in range(5))
+    np.testing.assert_allclose(layer.weight.grad, expected, rtol=1e-12)
+    np.testing.assert_allclose(layer.bias.grad, D.sum((0, 1)), rtol=1e-12)
+
+
 def test_linear_is_one_node_not_a_chain():
     layer = nn.Linear(4, 3)
     out = layer(mg.randn(2, 4))
