@@ -1,8 +1,9 @@
 """minigrad: reverse-mode autograd on numpy, written to make backpropagation visible."""
 
-from minigrad import autograd, nn, optim, testing
+from minigrad import autograd, debug, nn, optim, testing
 from minigrad.autograd import Function, enable_grad, is_grad_enabled, no_grad, per_sample_grads
 from minigrad.checkpoint import CheckpointError, load, save
+from minigrad.debug import detect_anomaly
 from minigrad.functions import (
     abs,
     amax,
@@ -64,6 +65,8 @@ __all__ = [
     "cat",
     "clamp",
     "default_generator",
+    "debug",
+    "detect_anomaly",
     "dot",
     "enable_grad",
     "exp",

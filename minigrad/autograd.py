@@ -73,6 +73,30 @@ class enable_grad(_SetGradEnabled):  # noqa: N801 - PyTorch's name
     mode = True
 
 
+# ----------------------------------------------------------------------------- debug hooks
+
+
+class _DebugHooks:
+    """Where :mod:`minigrad.debug` (``trace``, ``break_on``, ``detect_anomaly``) plugs in.
+
+    ``active`` is the one check the hot paths make (in ``Function.apply`` and
+    ``Node.backward``); it is False unless a debug tool is on, and then the two functions
+    below, installed by ``minigrad.debug``, run instead. This module never imports debug.
+    """
+
+    active = False
+
+    @staticmethod
+    def forward(function: type[Function], outputs: tuple[Tensor, ...]) -> None:
+        """Called after every op's forward (anomaly mode: note where it was made, check NaN)."""
+
+    @staticmethod
+    def backward(node: Node, grad_outputs: list[np.ndarray]) -> Any:
+        """Runs an op's backward in place of ``Node.backward``'s plain call."""
+        assert node.ctx is not None
+        return node.function.backward(node.ctx, *grad_outputs)
+
+
 # ----------------------------------------------------------------------------- versions
 
 
@@ -165,7 +189,15 @@ class Node:
     outputs into one gradient per input.
     """
 
-    __slots__ = ("function", "ctx", "next_functions", "_input_meta", "_outputs", "_output_meta")
+    __slots__ = (
+        "function",
+        "ctx",
+        "next_functions",
+        "metadata",
+        "_input_meta",
+        "_outputs",
+        "_output_meta",
+    )
 
     def __init__(
         self,
@@ -178,6 +210,7 @@ class Node:
         self.function = function
         self.ctx: Context | None = ctx
         self.next_functions = next_functions
+        self.metadata: dict[str, Any] | None = None  # anomaly mode: where the op was made
         self._input_meta = input_meta
         self._outputs = tuple(weakref.ref(t) for t in outputs)
         self._output_meta = tuple((t.shape, t.dtype) for t in outputs)
@@ -188,13 +221,25 @@ class Node:
         return f"{op}Backward"
 
     def __repr__(self) -> str:
-        return f"<{self.name()}>"
+        """``<LinearBackward inputs=[(4, 3), (8, 3), (8,)] saved=[(4, 3) float32, ...]>``."""
+        if self.freed:
+            return f"<{self.name()} (freed by backward)>"
+        inputs = [meta[0] if meta is not None else "-" for meta in self._input_meta]
+        assert self.ctx is not None
+        saved = [
+            f"{np.shape(a)} {a.dtype}" if isinstance(a, np.ndarray) else type(a).__name__
+            for a in self.ctx._saved
+        ]
+        return f"<{self.name()} inputs={inputs} saved=[{', '.join(saved)}]>"
 
     def backward(self, grad_outputs: list[np.ndarray]) -> tuple[Any, ...]:
         """Call the op's backward: ``grad_outputs`` (dL/d output) in, one dL/d input per input."""
         if self.ctx is None:
             raise RuntimeError(_FREED_MESSAGE)
-        grad_inputs = self.function.backward(self.ctx, *grad_outputs)
+        if _DebugHooks.active:  # mg.debug.trace / break_on / detect_anomaly: they run it
+            grad_inputs = _DebugHooks.backward(self, grad_outputs)
+        else:
+            grad_inputs = self.function.backward(self.ctx, *grad_outputs)
         if not isinstance(grad_inputs, tuple):
             grad_inputs = (grad_inputs,)
         if len(grad_inputs) != len(self.next_functions):
@@ -230,12 +275,17 @@ class AccumulateGrad(Node):
         self.variable = variable
         self.ctx = None
         self.next_functions = ()
+        self.metadata = None
         self._input_meta = ()
         self._outputs = (weakref.ref(variable),)
         self._output_meta = ((variable.shape, variable.dtype),)
 
     def name(self) -> str:
         return "AccumulateGrad"
+
+    def __repr__(self) -> str:
+        name = f" {self.variable.name}" if self.variable.name else ""
+        return f"<AccumulateGrad{name} {self.variable.shape}>"
 
     def backward(self, grad_outputs: list[np.ndarray]) -> tuple[Any, ...]:
         self.variable._accumulate_grad(grad_outputs[0])
@@ -320,6 +370,8 @@ class Function:
             node = Node(cls, ctx, edges, meta, outputs)
             for out in outputs:
                 out._attach(node)
+        if _DebugHooks.active:  # anomaly mode: record where this op was made, check for NaN
+            _DebugHooks.forward(cls, outputs)
         return outputs if isinstance(raw, tuple) else outputs[0]
 
 

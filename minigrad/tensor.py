@@ -170,9 +170,15 @@ class Tensor:
         return bool(self.data)
 
     def __repr__(self) -> str:
+        """PyTorch's form, ``tensor([1., 2.], requires_grad=True, name='w')``; a large tensor's
+        values are summarised (``...``, as numpy prints them) and then its shape and dtype
+        are shown too, as are an empty tensor's shape and any dtype but the defaults."""
         body = np.array2string(self.data, separator=", ", prefix="tensor(", precision=4)
         extras = []
-        if self.dtype not in (np.float32, np.int64, np.bool_):
+        summarised = self.data.size > np.get_printoptions()["threshold"]
+        if summarised or self.data.size == 0:
+            extras.append(f"shape={self.shape}")
+        if summarised or self.dtype not in (np.float32, np.int64, np.bool_):
             extras.append(f"dtype={self.dtype}")
         if self.grad_fn is not None:
             extras.append(f"grad_fn=<{self.grad_fn.name()}>")

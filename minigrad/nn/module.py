@@ -5,6 +5,12 @@ assignment order, so ``parameters()`` and ``state_dict()`` list them as PyTorch 
 (``"0.weight"``, ``"fc1.bias"``) and weights move between the two libraries by name.
 Registered objects are also ordinary attributes: "go to definition" and a debugger's
 watch window see them directly.
+
+Parameters are named after their place in the model, for ``repr``, ``mg.debug`` traces and
+graph pictures: registering ``weight`` names it ``"weight"``, and assigning the module as a
+child ``fc1`` renames its parameters ``"fc1.weight"`` (and so on up, as models are built
+bottom-up: ``"encoder.0.weight"``). Only names given this way change: a name set by hand
+stays. A parameter shared by two places keeps the first name it got.
 """
 
 from __future__ import annotations
@@ -53,8 +59,11 @@ class Module:
             self._parameters[name] = value
             if value._layer is None:
                 value._layer = type(self).__name__
+            if value.name is None:
+                value.name = name
         elif isinstance(value, Module):
             self._modules[name] = value
+            _prefix_parameter_names(value, name)
         elif name in self._buffers:
             self._buffers[name] = value
         object.__setattr__(self, name, value)
@@ -248,6 +257,13 @@ class Module:
         if not lines:
             return head + ")"
         return head + "\n  " + "\n  ".join(lines) + "\n)"
+
+
+def _prefix_parameter_names(child: Module, name: str) -> None:
+    """``child`` becomes ``self.<name>``: its parameters' given names get ``name.`` in front."""
+    for relative, param in child.named_parameters():
+        if param.name == relative:  # named by registration, not by hand nor shared
+            param.name = f"{name}.{relative}"
 
 
 def _plain(value: Any) -> Any:
