@@ -509,6 +509,55 @@ def test_class_target_shape_and_type_errors(loss):
         fn(mg.randn(3, 4), np.array([0, 1, 2]), weight=np.ones(3))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (64, 10)])
+def test_fused_cross_entropy_equals_the_general_path(monkeypatch, shape, reduction, dtype):
+    # The training-loop case runs as one CrossEntropyFunction node; pin it to the general
+    # log_softmax + nll path, value and gradient, at ordinary and extreme logits.
+    rng = np.random.default_rng(sum(shape))
+    x = (rng.standard_normal(shape) * np.where(rng.random(shape) < 0.2, 1e4, 1.0)).astype(dtype)
+    target = rng.integers(0, shape[1], size=shape[0])
+    upstream = dtype(rng.standard_normal())
+
+    def loss_and_grad() -> tuple[mg.Tensor, np.ndarray]:
+        xt = mg.tensor(x, requires_grad=True)
+        loss = F.cross_entropy(xt, target, reduction=reduction)
+        loss.backward(mg.tensor(upstream))
+        return loss, xt.grad
+
+    fused, fused_grad = loss_and_grad()
+    assert fused.grad_fn.name() == "CrossEntropyBackward"
+    monkeypatch.setattr(F, "_fused_cross_entropy_applies", lambda *args: False)
+    general, general_grad = loss_and_grad()
+    assert general.grad_fn.name() != "CrossEntropyBackward"
+    assert fused.dtype == general.dtype == dtype and fused_grad.dtype == dtype
+    rtol = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(fused.item(), general.item(), rtol=rtol)
+    np.testing.assert_allclose(fused_grad, general_grad, rtol=rtol, atol=rtol * 1e-3)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["ignored target", "class weights", "label smoothing", "reduction none", "3-D logits"],
+)
+def test_fused_cross_entropy_is_not_used_where_it_would_differ(case):
+    x = mg.randn(4, 3, requires_grad=True)
+    target = np.array([0, 1, 2, 1])
+    kwargs: dict[str, Any] = {}
+    if case == "ignored target":
+        kwargs["ignore_index"] = 1
+    elif case == "class weights":
+        kwargs["weight"] = np.ones(3)
+    elif case == "label smoothing":
+        kwargs["label_smoothing"] = 0.1
+    elif case == "reduction none":
+        kwargs["reduction"] = "none"
+    else:
+        x, target = mg.randn(4, 3, 2, requires_grad=True), np.zeros((4, 2), dtype=np.int64)
+    assert F.cross_entropy(x, target, **kwargs).grad_fn.name() != "CrossEntropyBackward"
+
+
 def test_cross_entropy_rejects_bad_label_smoothing():
     with pytest.raises(ValueError, match="label_smoothing"):
         F.cross_entropy(mg.randn(2, 3), np.array([0, 1]), label_smoothing=1.5)

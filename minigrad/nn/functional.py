@@ -671,6 +671,53 @@ def nll_loss(
     return _reduce(loss, reduction)
 
 
+class CrossEntropyFunction(Function):
+    """Cross-entropy of logits x (N, C) with class targets t (N,): one node for the common case.
+
+    loss_n = logsumexp(x_n) - x_n[t_n], reduced by mean (divided by N) or sum. The gradient is
+    the classic ``dL/dx_n = softmax(x_n) - onehot(t_n)`` (times the upstream gradient, over N
+    for the mean): what log_softmax, nll_loss and the reduction give together, in one backward.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, *, target: np.ndarray, reduction: str) -> Any:
+        shifted = x - x.max(axis=1, keepdims=True)  # (N, C), max 0 per row: exp cannot overflow
+        exp = np.exp(shifted)
+        sum_exp = exp.sum(axis=1, keepdims=True)  # (N, 1)
+        rows = np.arange(len(target))
+        losses = np.log(sum_exp[:, 0]) - shifted[rows, target]  # (N,): logsumexp - x[t]
+        ctx.save_for_backward(exp / sum_exp)  # (N, C): softmax(x)
+        ctx.target, ctx.scale = target, 1.0 / len(target) if reduction == "mean" else 1.0
+        return losses.sum() * ctx.scale  # 0-d
+
+    @staticmethod
+    def backward(ctx: Context, grad_output: np.ndarray) -> np.ndarray:
+        (probs,) = ctx.saved_tensors
+        g = grad_output * ctx.scale  # 0-d: each sample's share of the upstream gradient
+        grad_input = probs * g  # (N, C): softmax part, a new array
+        grad_input[np.arange(len(ctx.target)), ctx.target] -= g  # minus the one-hot part
+        return grad_input
+
+
+def _fused_cross_entropy_applies(
+    input: Tensor, target: Any, weight: Any, ignore_index: int, reduction: str, smoothing: float
+) -> bool:
+    """Whether ``CrossEntropyFunction`` computes exactly what the general path would.
+
+    It does for 2-D logits, integer targets all in [0, C) (so none is ignored), no class
+    weights, no label smoothing and a mean or sum. Anything else, including every input the
+    general path rejects, takes the general path, which raises its precise errors.
+    """
+    if input.ndim != 2 or weight is not None or smoothing != 0.0 or reduction == "none":
+        return False
+    if not isinstance(target, np.ndarray) or target.dtype.kind not in "iu":
+        return False
+    num_classes = input.shape[1]
+    if target.shape != (input.shape[0],) or target.size == 0 or 0 <= ignore_index < num_classes:
+        return False
+    return bool(target.min() >= 0 and target.max() < num_classes)
+
+
 def cross_entropy(
     input: Tensor,
     target: Any,
@@ -692,6 +739,11 @@ def cross_entropy(
         raise ValueError(
             f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}"
         )
+    t = target.data if isinstance(target, Tensor) else target
+    if _fused_cross_entropy_applies(input, t, weight, ignore_index, reduction, label_smoothing):
+        # The training-loop case as one op: a step pays for one node instead of four (log_softmax,
+        # nll, sum, scale); tests pin it to the general path below.
+        return CrossEntropyFunction.apply(input, target=t, reduction=reduction)
     class_dim = 0 if input.ndim == 1 else 1
     safe_target, target_weight, ignored, num_classes = _class_targets(
         "cross_entropy", input, target, weight, ignore_index
