@@ -1,6 +1,6 @@
 """minigrad: reverse-mode autograd on numpy, written to make backpropagation visible."""
 
-from minigrad import autograd, debug, nn, optim, testing
+from minigrad import autograd, debug, nn, optim, testing, viz
 from minigrad.autograd import Function, enable_grad, is_grad_enabled, no_grad, per_sample_grads
 from minigrad.checkpoint import CheckpointError, load, save
 from minigrad.debug import detect_anomaly
@@ -106,6 +106,7 @@ __all__ = [
     "tanh",
     "tensor",
     "testing",
+    "viz",
     "where",
     "zeros",
     "zeros_like",
