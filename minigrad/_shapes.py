@@ -47,8 +47,10 @@ def broadcast_shapes(op: str, *shapes: Shape) -> Shape:
 
 def check_broadcast(op: str, a: Any, b: Any) -> None:
     """Raise a clear RuntimeError when ``a`` and ``b`` (arrays or scalars) do not broadcast."""
+    if isinstance(a, (int, float)) or isinstance(b, (int, float)):
+        return  # a Python number broadcasts with anything (tensor * 2.0 is the common case)
     shape_a, shape_b = np.shape(a), np.shape(b)
-    if shape_a != shape_b:
+    if shape_a != shape_b and shape_a and shape_b:  # so does a 0-d array
         broadcast_shapes(op, shape_a, shape_b)
 
 

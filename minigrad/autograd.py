@@ -6,15 +6,19 @@ result in a Tensor whose ``grad_fn`` is a :class:`Node`. The node remembers the 
 (the arrays the forward saved) and ``next_functions``: for each input, the node that produced
 it, or an :class:`AccumulateGrad` node for a leaf, or ``None``.
 
-How backward runs (:func:`backward`): the nodes reachable from the output are put in
-topological order by an explicit-stack depth-first search, then one plain ``for`` loop hands
-each node the summed gradient of its output and calls its ``backward``. Each gradient is
-un-broadcast to its input's shape right there, in the engine, and nowhere else.
+How backward runs (:func:`backward`): the nodes reachable from the output are found with an
+explicit stack and put in topological order (newest first: every node is made after the nodes
+of its inputs), then one plain ``for`` loop hands each node the summed gradient of its output
+and calls its ``backward``. Each gradient is un-broadcast to its input's shape right there, in
+the engine, and nowhere else.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
+import operator
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -97,6 +101,19 @@ class _DebugHooks:
         return node.function.backward(node.ctx, *grad_outputs)
 
 
+# ----------------------------------------------------------------------------- tensor hooks
+
+
+class _TensorHooks:
+    """``used`` turns True, for good, once any tensor gets a hook or ``retain_grad()``.
+
+    Until then backward does not look for hooks: most programs never register one, and
+    looking costs a weak-reference lookup per output of every node.
+    """
+
+    used = False
+
+
 # ----------------------------------------------------------------------------- versions
 
 
@@ -133,7 +150,8 @@ class Context:
         self.needs_input_grad = needs_input_grad
         self._op_name = op_name
         self._saved: tuple[Any, ...] = ()
-        self._versions: tuple[tuple[VersionCounter, int] | None, ...] = ()
+        # (i, counter, version): saved array i is a tensor's data, whose counter read version
+        self._versions: tuple[tuple[int, VersionCounter, int], ...] = ()
         self._freed = False
 
     if TYPE_CHECKING:
@@ -149,24 +167,26 @@ class Context:
     def saved_tensors(self) -> tuple[Any, ...]:
         if self._freed:
             raise RuntimeError(_FREED_MESSAGE)
-        for array, version in zip(self._saved, self._versions):
-            if version is not None and version[0].value != version[1]:
+        for i, counter, version in self._versions:
+            if counter.value != version:
                 raise RuntimeError(
                     "one of the variables needed for gradient computation has been modified by "
-                    f"an inplace operation: the array of shape {np.shape(array)} saved by "
-                    f"{self._op_name}Backward is at version {version[0].value}; expected version "
-                    f"{version[1]} instead. Hint: use an out-of-place op (x = x + 1 rather than "
+                    f"an inplace operation: the array of shape {np.shape(self._saved[i])} saved "
+                    f"by {self._op_name}Backward is at version {counter.value}; expected version "
+                    f"{version} instead. Hint: use an out-of-place op (x = x + 1 rather than "
                     "x.add_(1)), or .clone() the tensor before changing it in place."
                 )
         return self._saved
 
-    def _track_versions(self, tensors: Sequence[Tensor]) -> None:
-        """Remember the version of each saved array that is the data of one of ``tensors``."""
-        by_id = {id(t.data): t for t in tensors}
+    def _track_versions(self, inputs: Sequence[Tensor], outputs: Sequence[Tensor]) -> None:
+        """Remember the version of each saved array that is the data of an input or output."""
         versions = []
-        for array in self._saved:
-            owner = by_id.get(id(array))
-            versions.append(None if owner is None else (owner._version, owner._version.value))
+        tensors = (*inputs, *outputs)
+        for i, array in enumerate(self._saved):
+            for tensor in tensors:
+                if tensor.data is array:
+                    versions.append((i, tensor._version, tensor._version.value))
+                    break
         self._versions = tuple(versions)
 
     def _free(self) -> None:
@@ -179,6 +199,10 @@ class Context:
 
 Edge = tuple["Node | None", int]
 InputMeta = tuple[tuple[int, ...], np.dtype] | None
+
+# Numbers the nodes in the order they are made (PyTorch's ``sequence_nr``). An op's node is
+# always made after the nodes of its inputs, so this order is a topological order of the graph.
+_node_counter = itertools.count()
 
 
 class Node:
@@ -194,6 +218,7 @@ class Node:
         "ctx",
         "next_functions",
         "metadata",
+        "sequence_nr",
         "_input_meta",
         "_outputs",
         "_output_meta",
@@ -211,9 +236,10 @@ class Node:
         self.ctx: Context | None = ctx
         self.next_functions = next_functions
         self.metadata: dict[str, Any] | None = None  # anomaly mode: where the op was made
+        self.sequence_nr = next(_node_counter)  # nodes made later get larger numbers
         self._input_meta = input_meta
-        self._outputs = tuple(weakref.ref(t) for t in outputs)
-        self._output_meta = tuple((t.shape, t.dtype) for t in outputs)
+        self._outputs = tuple(map(weakref.ref, outputs))
+        self._output_meta = tuple([(t.data.shape, t.data.dtype) for t in outputs])
 
     def name(self) -> str:
         """PyTorch's naming: ``LinearFunction`` (nn/functional.py) gives ``"LinearBackward"``."""
@@ -276,9 +302,10 @@ class AccumulateGrad(Node):
         self.ctx = None
         self.next_functions = ()
         self.metadata = None
+        self.sequence_nr = next(_node_counter)
         self._input_meta = ()
         self._outputs = (weakref.ref(variable),)
-        self._output_meta = ((variable.shape, variable.dtype),)
+        self._output_meta = ((variable.data.shape, variable.data.dtype),)
 
     def name(self) -> str:
         return "AccumulateGrad"
@@ -288,7 +315,10 @@ class AccumulateGrad(Node):
         return f"<AccumulateGrad{name} {self.variable.shape}>"
 
     def backward(self, grad_outputs: list[np.ndarray]) -> tuple[Any, ...]:
-        self.variable._accumulate_grad(grad_outputs[0])
+        # The engine sends a leaf only arrays that nothing else holds (see `_is_new`), unless a
+        # hook of this leaf saw it and may have kept it.
+        variable = self.variable
+        variable._accumulate_grad(grad_outputs[0], owned=not variable._hooks)
         return ()
 
     def release(self) -> None:
@@ -347,32 +377,58 @@ class Function:
 
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
-        from minigrad.tensor import Tensor  # tensor.py imports this module, so import here
-
-        inputs = [a.data if isinstance(a, Tensor) else a for a in args]
-        needs_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        record = _GradMode.enabled and any(needs_grad)
-        ctx = Context(cls.__name__, needs_grad if record else (False,) * len(args))
+        tensor_class = _tensor_class()
+        grad_mode = _GradMode.enabled
+        # One pass over the arguments: a Tensor gives its array and where its gradient goes;
+        # anything else is passed to forward as it is, and gets no gradient.
+        inputs: list[Any] = []
+        tensors: list[Tensor] = []
+        needs_grad: list[bool] = []
+        edges: list[Edge] = []
+        meta: list[InputMeta] = []
+        for a in args:
+            if isinstance(a, tensor_class):
+                needs = grad_mode and a._requires_grad
+                inputs.append(a.data)
+                tensors.append(a)
+                needs_grad.append(needs)
+                edges.append(gradient_edge(a) if needs else (None, 0))
+                meta.append((a.data.shape, a.data.dtype))
+            else:
+                inputs.append(a)
+                needs_grad.append(False)
+                edges.append((None, 0))
+                meta.append(None)
+        ctx = Context(cls.__name__, tuple(needs_grad))
 
         raw = cls.forward(ctx, *inputs, **kwargs)
 
-        arrays = raw if isinstance(raw, tuple) else (raw,)
-        outputs = tuple(Tensor._from_op(np.asarray(a), i) for i, a in enumerate(arrays))
-        tensors = [a for a in args if isinstance(a, Tensor)]
+        if isinstance(raw, tuple):
+            outputs = tuple([tensor_class._from_op(np.asarray(a), i) for i, a in enumerate(raw)])
+        else:
+            outputs = (tensor_class._from_op(np.asarray(raw)),)
         for out in outputs:
             _share_version_with_base(out, tensors)
-        if record:
-            ctx._track_versions(tensors + list(outputs))
-            edges = tuple(
-                gradient_edge(a) if needs else (None, 0) for a, needs in zip(args, needs_grad)
-            )
-            meta = tuple((a.shape, a.dtype) if isinstance(a, Tensor) else None for a in args)
-            node = Node(cls, ctx, edges, meta, outputs)
+        if True in needs_grad:  # record the op in the graph
+            ctx._track_versions(tensors, outputs)
+            node = Node(cls, ctx, tuple(edges), tuple(meta), outputs)
             for out in outputs:
                 out._attach(node)
         if _DebugHooks.active:  # anomaly mode: record where this op was made, check for NaN
             _DebugHooks.forward(cls, outputs)
         return outputs if isinstance(raw, tuple) else outputs[0]
+
+
+@functools.cache
+def _tensor_class() -> type[Tensor]:
+    """``minigrad.tensor.Tensor``, imported on first use (tensor.py imports this module).
+
+    Cached because an import statement inside ``apply`` would cost, on every op, about as
+    much as a small op's numpy work.
+    """
+    from minigrad.tensor import Tensor
+
+    return Tensor
 
 
 def _share_version_with_base(out: Tensor, inputs: Sequence[Tensor]) -> None:
@@ -381,10 +437,10 @@ def _share_version_with_base(out: Tensor, inputs: Sequence[Tensor]) -> None:
     As in PyTorch: the two share memory, so an in-place change through either one must make
     arrays saved from the other stale, or backward would silently use the changed values.
     """
+    data = out.data
+    is_view = data.base is not None
     for x in inputs:
-        if out.data is x.data or (
-            out.data.base is not None and np.may_share_memory(out.data, x.data)
-        ):
+        if data is x.data or (is_view and np.may_share_memory(data, x.data)):
             out._version = x._version
             return
 
@@ -410,6 +466,8 @@ def backward(
     for k, (tensor, grad) in enumerate(zip(tensors, grad_tensors)):
         seed = _seed_gradient(k, tensor, grad)
         node, index = gradient_edge(tensor)
+        if type(node) is AccumulateGrad:  # backward on a leaf: it keeps a copy, not the caller's
+            seed = np.array(seed)
         _add_gradient(pending, node, index, seed)  # type: ignore[arg-type]
 
     order = topological_order(tuple(pending))
@@ -417,12 +475,18 @@ def backward(
     for node in order:
         grad_outputs = pending.pop(node, None)
         if grad_outputs is not None:
-            grad_outputs = _materialize(node, grad_outputs)
-            _run_tensor_hooks(node, grad_outputs)
+            if len(grad_outputs) > 1:  # an op with several outputs, not all of which may have one
+                _materialize(node, grad_outputs)
+            if _TensorHooks.used:
+                _run_tensor_hooks(node, grad_outputs)
             grad_inputs = node.backward(grad_outputs)  # <- every op's backward runs here
             for i, ((next_node, index), grad) in enumerate(zip(node.next_functions, grad_inputs)):
                 if next_node is not None and grad is not None:
                     grad = _fit_to_input(node, i, grad)
+                    if type(next_node) is AccumulateGrad and not _is_new(
+                        grad, node, grad_outputs, grad_inputs
+                    ):
+                        grad = grad.copy()  # the leaf keeps what it gets: never a shared array
                     _add_gradient(pending, next_node, index, grad)
             if samples is not None:
                 samples.collect(node, grad_outputs)
@@ -436,35 +500,34 @@ def backward(
 def topological_order(roots: tuple[Node, ...]) -> list[Node]:
     """Every node reachable from ``roots``, each after all nodes that feed it a gradient.
 
-    Depth-first search with an explicit stack (no recursion, so million-node chains work);
-    the reverse of the post-order is a topological order. Deterministic: edges are tuples.
+    A node is made after the nodes of its inputs (the op runs once its inputs exist), so the
+    nodes sorted by ``sequence_nr``, newest first, are in topological order, as in PyTorch.
+    Finding them is a walk with an explicit stack (no recursion, so million-node chains work).
     The leaves' AccumulateGrad nodes, which feed nothing, come last, so no leaf's ``.grad``
     changes before every op's backward has succeeded.
     """
-    post_order: list[Node] = []
-    seen: set[Node] = set()
-    for root in roots:
-        if root in seen:
-            continue
-        seen.add(root)
-        stack: list[tuple[Node, int]] = [(root, 0)]
-        while stack:
-            node, i = stack[-1]
-            if node.freed:
-                raise RuntimeError(_FREED_MESSAGE)
-            if i < len(node.next_functions):
-                stack[-1] = (node, i + 1)
-                child = node.next_functions[i][0]
-                if child is not None and child not in seen:
-                    seen.add(child)
-                    stack.append((child, 0))
-            else:
-                stack.pop()
-                post_order.append(node)
-    post_order.reverse()
-    op_nodes = [node for node in post_order if not isinstance(node, AccumulateGrad)]
-    leaf_nodes = [node for node in post_order if isinstance(node, AccumulateGrad)]
+    op_nodes: list[Node] = []
+    leaf_nodes: list[Node] = []
+    seen = set(roots)
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        if type(node) is AccumulateGrad:
+            leaf_nodes.append(node)
+        elif node.ctx is None:  # freed by an earlier backward
+            raise RuntimeError(_FREED_MESSAGE)
+        else:
+            op_nodes.append(node)
+        for child, _ in node.next_functions:
+            if child is not None and child not in seen:
+                seen.add(child)
+                stack.append(child)
+    op_nodes.sort(key=_sequence_nr, reverse=True)  # newest first
+    leaf_nodes.sort(key=_sequence_nr, reverse=True)
     return op_nodes + leaf_nodes
+
+
+_sequence_nr = operator.attrgetter("sequence_nr")
 
 
 def _seed_gradient(k: int, tensor: Tensor, grad: Any) -> np.ndarray:
@@ -489,6 +552,27 @@ def _seed_gradient(k: int, tensor: Tensor, grad: Any) -> np.ndarray:
     return grad.astype(tensor.dtype, copy=False)
 
 
+def _is_new(
+    grad: np.ndarray, node: Node, grad_outputs: list[Any], grad_inputs: tuple[Any, ...]
+) -> bool:
+    """Whether ``grad``, from ``node``'s backward, is a new array that nothing else holds.
+
+    A leaf may then keep it as its ``.grad`` with no copy (PyTorch's AccumulateGrad likewise
+    takes over a gradient nobody else refers to). It is new when one of minigrad's own ops made
+    it: it owns its memory, and it is none of the gradients the op was given or the arrays it
+    saved, and was returned for one input only (``Add`` hands one array to both). A user's
+    Function might return an array it also keeps elsewhere, and the debug tools keep what they
+    see, so those gradients are copied. Pinned by tests/test_fast_paths.py.
+    """
+    if grad.base is not None or not grad.flags.writeable:
+        return False
+    if _DebugHooks.active or not node.function.__module__.startswith("minigrad."):
+        return False
+    assert node.ctx is not None  # the graph is freed only after every node has run
+    held = (*grad_outputs, *node.ctx._saved, *grad_inputs)
+    return list(map(id, held)).count(id(grad)) == 1  # only as its own entry of grad_inputs
+
+
 def _add_gradient(pending: dict[Node, list[Any]], node: Node, index: int, grad: Any) -> None:
     """Sum gradients arriving at ``node``'s output ``index`` (a tensor used more than once)."""
     slots = pending.get(node)
@@ -498,18 +582,18 @@ def _add_gradient(pending: dict[Node, list[Any]], node: Node, index: int, grad: 
     slots[index] = grad if slots[index] is None else slots[index] + grad
 
 
-def _materialize(node: Node, grad_outputs: list[Any]) -> list[np.ndarray]:
+def _materialize(node: Node, grad_outputs: list[Any]) -> None:
     """Zeros for outputs of a multi-output op that received no gradient, as PyTorch does."""
     for i, grad in enumerate(grad_outputs):
         if grad is None:
             shape, dtype = node._output_meta[i]
             grad_outputs[i] = np.zeros(shape, dtype=dtype)
-    return grad_outputs
 
 
 def _run_tensor_hooks(node: Node, grad_outputs: list[np.ndarray]) -> None:
     """Run ``register_hook`` hooks and ``retain_grad`` of the tensors ``node`` produced."""
-    for i, tensor in enumerate(node.output_tensors()):
+    for i, output in enumerate(node._outputs):
+        tensor = output()  # a weak reference: the tensor may be gone, and then has no hooks
         if tensor is None or not (tensor._hooks or tensor._retains_grad):
             continue
         grad = grad_outputs[i]

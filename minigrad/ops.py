@@ -336,13 +336,16 @@ class Relu(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
-        ctx.save_for_backward(x)
-        return np.maximum(x, 0)
+        out = np.maximum(x, 0)
+        # out > 0 exactly where x > 0. Saving the output (as PyTorch does) rather than x lets
+        # x be freed after forward: in an MLP the next layer saves `out` anyway.
+        ctx.save_for_backward(out)
+        return out
 
     @staticmethod
     def backward(ctx: Context, grad_output: np.ndarray) -> np.ndarray:
-        (x,) = ctx.saved_tensors
-        return grad_output * (x > 0)
+        (out,) = ctx.saved_tensors
+        return grad_output * (out > 0)
 
 
 class Clamp(Function):

@@ -18,6 +18,7 @@ from minigrad.autograd import (
     Node,
     RemovableHandle,
     VersionCounter,
+    _TensorHooks,
     is_grad_enabled,
 )
 from minigrad.autograd import backward as run_backward
@@ -241,6 +242,7 @@ class Tensor:
             raise RuntimeError("can't retain_grad on a Tensor that has requires_grad=False")
         if self.grad_fn is not None:
             self._retains_grad = True
+            _TensorHooks.used = True
 
     def register_hook(self, hook: Callable[[np.ndarray], Any]) -> RemovableHandle:
         """Call ``hook(grad)`` when this tensor's gradient is computed; a non-None return
@@ -251,12 +253,20 @@ class Tensor:
             self._hooks = {}
         handle = RemovableHandle(self._hooks)
         self._hooks[handle.id] = hook
+        _TensorHooks.used = True
         return handle
 
-    def _accumulate_grad(self, grad: np.ndarray) -> None:
+    def _accumulate_grad(self, grad: np.ndarray, *, owned: bool = False) -> None:
+        """Add ``grad`` into ``.grad``. ``owned``: nothing else holds ``grad``, so it may be kept.
+
+        Otherwise ``.grad`` starts as a copy: ``grad`` may be shared (``Add`` hands one array to
+        both inputs, and a hook may have kept it).
+        """
         if self.grad is None:
-            # A copy this tensor owns: `grad` may be shared (Add hands one array to both inputs).
-            self.grad = np.array(grad, dtype=self.dtype)
+            if owned and grad.dtype == self.data.dtype:
+                self.grad = grad
+            else:
+                self.grad = np.array(grad, dtype=self.data.dtype)
         else:
             self.grad += grad  # accumulate in place, as PyTorch does
 
@@ -488,7 +498,7 @@ class Tensor:
                 f"{op}: this tensor is a read-only view (expand() makes one, where many elements "
                 "share one memory location); .clone() it before changing it in place"
             )
-        if self.requires_grad and is_grad_enabled():
+        if self._requires_grad and is_grad_enabled():
             kind = "a leaf Variable" if self.is_leaf else "a tensor"
             raise RuntimeError(
                 f"{op}: {kind} that requires grad is being used in an in-place operation. "
@@ -496,9 +506,9 @@ class Tensor:
                 "mg.no_grad() (as optimizers do), or on .detach()"
             )
 
-    def _inplace(self, op: str, ufunc: Any, other: Any) -> Tensor:
+    def _inplace(self, op: str, ufunc: Any, value: Any) -> Tensor:
+        """``ufunc(data, value)`` written into ``data``; ``value`` is an array or a number."""
         self._check_inplace(op)
-        value = _value(other)
         try:
             ufunc(self.data, value, out=self.data)
         except ValueError as exc:
@@ -513,19 +523,19 @@ class Tensor:
 
     def add_(self, other: Any, *, alpha: Any = 1) -> Tensor:
         """self += alpha * other, in place (not recorded in the graph)."""
-        return self._inplace("add_", np.add, _value(other) if alpha == 1 else alpha * _value(other))
+        value = _value(other)
+        return self._inplace("add_", np.add, value if alpha == 1 else alpha * value)
 
     def sub_(self, other: Any, *, alpha: Any = 1) -> Tensor:
         """self -= alpha * other, in place (not recorded in the graph)."""
-        return self._inplace(
-            "sub_", np.subtract, _value(other) if alpha == 1 else alpha * _value(other)
-        )
+        value = _value(other)
+        return self._inplace("sub_", np.subtract, value if alpha == 1 else alpha * value)
 
     def mul_(self, other: Any) -> Tensor:
-        return self._inplace("mul_", np.multiply, other)
+        return self._inplace("mul_", np.multiply, _value(other))
 
     def div_(self, other: Any) -> Tensor:
-        return self._inplace("div_", np.divide, other)
+        return self._inplace("div_", np.divide, _value(other))
 
     def copy_(self, src: Any) -> Tensor:
         """Copy ``src`` (broadcast to self's shape, cast to self's dtype) into self."""

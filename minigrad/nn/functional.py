@@ -54,8 +54,10 @@ class LinearFunction(Function):
             grad_weight = np.outer(delta, x)  # (out,) x (in,) -> (out, in): delta x^T
             grad_bias = delta  # (out,)
         else:
-            X = x.reshape(-1, x.shape[-1])  # (B, in), leading dims flattened into the batch
-            D = delta.reshape(-1, delta.shape[-1])  # (B, out)
+            X, D = x, delta  # (B, in) and (B, out)
+            if x.ndim > 2:  # leading dims flattened into the batch
+                X = x.reshape(-1, x.shape[-1])  # (B, in)
+                D = delta.reshape(-1, delta.shape[-1])  # (B, out)
             grad_weight = D.T @ X  # (out, B) @ (B, in) -> (out, in): sum_b outer(delta_b, x_b)
             grad_bias = D.sum(axis=0)  # (out,): sum_b delta_b
         if not ctx.needs_input_grad[2]:
@@ -686,8 +688,10 @@ class CrossEntropyFunction(Function):
         sum_exp = exp.sum(axis=1, keepdims=True)  # (N, 1)
         rows = np.arange(len(target))
         losses = np.log(sum_exp[:, 0]) - shifted[rows, target]  # (N,): logsumexp - x[t]
-        ctx.save_for_backward(exp / sum_exp)  # (N, C): softmax(x)
-        ctx.target, ctx.scale = target, 1.0 / len(target) if reduction == "mean" else 1.0
+        exp /= sum_exp  # (N, C): softmax(x), in place as `exp` is ours
+        ctx.save_for_backward(exp)
+        ctx.rows, ctx.target = rows, target
+        ctx.scale = 1.0 / len(target) if reduction == "mean" else 1.0
         return losses.sum() * ctx.scale  # 0-d
 
     @staticmethod
@@ -695,7 +699,7 @@ class CrossEntropyFunction(Function):
         (probs,) = ctx.saved_tensors
         g = grad_output * ctx.scale  # 0-d: each sample's share of the upstream gradient
         grad_input = probs * g  # (N, C): softmax part, a new array
-        grad_input[np.arange(len(ctx.target)), ctx.target] -= g  # minus the one-hot part
+        grad_input[ctx.rows, ctx.target] -= g  # minus the one-hot part
         return grad_input
 
 
