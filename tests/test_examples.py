@@ -212,3 +212,13 @@ def test_train_mlp_digits_loader_needs_no_download_and_scales_pixels():
     assert y.shape == (1797,) and y.dtype == np.int64
     assert X.min() == 0.0 and X.max() == 1.0
     assert sorted(np.unique(y).tolist()) == list(range(10))
+
+
+def test_every_example_is_run_by_some_test():
+    # train_mlp and backprop_by_hand run here; the lesson scripts in test_lesson_examples.py;
+    # the outer-product visualizer beside the plots it draws, in test_viz.py.
+    tests = Path(__file__).resolve().parent
+    suites = ["test_examples.py", "test_lesson_examples.py", "test_viz.py"]
+    text = "\n".join((tests / name).read_text() for name in suites)
+    untested = [s.name for s in sorted(EXAMPLES.glob("*.py")) if s.stem not in text]
+    assert not untested, f"examples no test runs: {untested}"
