@@ -8,16 +8,11 @@ once per module. The tests read the ``key=value`` lines a script prints and the 
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+from example_runs import EXAMPLES, PNG_MAGIC, Run, finish, start_script
 
 # name -> (script, arguments after --smoke, the PNGs it writes under --out, needs torch)
 RUNS = {
@@ -39,59 +34,6 @@ def _torch_importable() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
-class Run:
-    """A finished run: exit code, output, where it ran and wrote, its ``key=value`` pairs."""
-
-    def __init__(self, proc: subprocess.CompletedProcess, cwd: Path, out: Path) -> None:
-        self.returncode, self.stdout, self.stderr = proc.returncode, proc.stdout, proc.stderr
-        self.cwd, self.out = cwd, out
-        self.pairs: list[tuple[str, str]] = [
-            tuple(token.split("=", 1))  # type: ignore[misc]
-            for line in self.stdout.splitlines()
-            for token in line.split()
-            if "=" in token and not token.startswith("=")
-        ]
-
-    def value(self, key: str) -> str:
-        found = [v for k, v in self.pairs if k == key]
-        assert len(found) == 1, f"{key!r} printed {len(found)} times:\n{self.stdout}"
-        return found[0]
-
-    def number(self, key: str) -> float:
-        return float(self.value(key))
-
-
-def _start(base: Path, script: str, args: list[str], *, hide_torch: bool = False):
-    cwd, out = base / "cwd", base / "out"
-    cwd.mkdir(parents=True)
-    path = str(EXAMPLES / f"{script}.py")
-    argv = ["--smoke", *args, "--out", str(out)]
-    if hide_torch:  # an interpreter where `import torch` fails, as on a machine without it
-        code = (
-            "import runpy, sys; sys.modules['torch'] = None; "
-            f"sys.argv = {[path, *argv]!r}; runpy.run_path({path!r}, run_name='__main__')"
-        )
-        command = [sys.executable, "-c", code]
-    else:
-        command = [sys.executable, path, *argv]
-    env = dict(os.environ, MPLBACKEND="Agg")
-    proc = subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    return proc, cwd, out
-
-
-def _finish(started) -> Run:
-    proc, cwd, out = started
-    try:
-        stdout, stderr = proc.communicate(timeout=150)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        stdout, stderr = proc.communicate()
-        pytest.fail(f"{proc.args} took more than 150 s:\n{stdout}\n{stderr}")
-    return Run(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), cwd, out)
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Every run above, plus the two scripts in an interpreter without torch."""
@@ -100,14 +42,14 @@ def runs(tmp_path_factory):
     for name, (script, args, _, needs_torch) in RUNS.items():
         if needs_torch and not _torch_importable():
             continue  # its test fails (CI) or skips through the torch_module fixture
-        started[name] = _start(base / name, script, args)
-    started["by-hand-no-torch"] = _start(
+        started[name] = start_script(base / name, script, args)
+    started["by-hand-no-torch"] = start_script(
         base / "by-hand-no-torch", "backprop_by_hand", [], hide_torch=True
     )
-    started["compare-torch-no-torch"] = _start(
+    started["compare-torch-no-torch"] = start_script(
         base / "compare-torch-no-torch", "train_mlp", ["--compare-torch"], hide_torch=True
     )
-    return {name: _finish(s) for name, s in started.items()}
+    return {name: finish(s) for name, s in started.items()}
 
 
 def _ok(runs, name: str) -> Run:

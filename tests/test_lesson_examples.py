@@ -7,15 +7,8 @@ lines it prints and the PNGs it writes.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+from example_runs import EXAMPLES, PNG_MAGIC, Run, finish, start_script
 
 # script -> the PNGs it promises to write under --out
 SCRIPTS = {
@@ -24,69 +17,6 @@ SCRIPTS = {
     "attention": ["attention.png"],
     "svd_low_rank": ["svd_low_rank_error.png", "svd_low_rank_layer.png"],
 }
-
-
-class Run:
-    """One finished run of a script: exit code, output, and where it ran and wrote."""
-
-    def __init__(self, proc: subprocess.CompletedProcess, cwd: Path, out: Path) -> None:
-        self.returncode = proc.returncode
-        self.stdout = proc.stdout
-        self.stderr = proc.stderr
-        self.cwd = cwd
-        self.out = out
-        # Every line of "key=value key=value ..." tokens, as a list of dicts (keys repeat
-        # across lines, e.g. one line per LoRA rank and layer).
-        self.lines = []
-        for line in self.stdout.splitlines():
-            pairs = dict(tok.split("=", 1) for tok in line.split() if "=" in tok)
-            if pairs:
-                self.lines.append(pairs)
-
-    def value(self, key: str) -> str:
-        """The value of a key printed exactly once."""
-        found = [line[key] for line in self.lines if key in line]
-        assert len(found) == 1, f"{key!r} printed {len(found)} times:\n{self.stdout}"
-        return found[0]
-
-    def number(self, key: str) -> float:
-        return float(self.value(key))
-
-    def rows(self, key: str) -> list[dict[str, str]]:
-        """Every printed line that has ``key``."""
-        return [line for line in self.lines if key in line]
-
-
-def start_script(base: Path, name: str, *, hide_torch: bool = False):
-    """Start ``name --smoke`` from an empty directory ``base/cwd``; returns (process, cwd, out)."""
-    cwd, out = base / "cwd", base / "out"
-    cwd.mkdir(parents=True)
-    script = str(EXAMPLES / f"{name}.py")
-    args = ["--smoke", "--out", str(out)]
-    if hide_torch:  # an interpreter where `import torch` fails, as on a machine without it
-        code = (
-            "import runpy, sys; sys.modules['torch'] = None; "
-            f"sys.argv = {[script, *args]!r}; runpy.run_path({script!r}, run_name='__main__')"
-        )
-        command = [sys.executable, "-c", code]
-    else:
-        command = [sys.executable, script, *args]
-    env = dict(os.environ, MPLBACKEND="Agg")
-    proc = subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    return proc, cwd, out
-
-
-def finish(started) -> Run:
-    proc, cwd, out = started
-    try:
-        stdout, stderr = proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        stdout, stderr = proc.communicate()
-        pytest.fail(f"{proc.args} took more than 120 s:\n{stdout}\n{stderr}")
-    return Run(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), cwd, out)
 
 
 @pytest.fixture(scope="module")
