@@ -146,13 +146,16 @@ class Context:
     stored as plain attributes.
     """
 
+    # Class-level defaults, replaced per instance when they change: one op is made per call
+    # of every Tensor method, so each attribute written in __init__ costs on every op.
+    _saved: tuple[Any, ...] = ()
+    # (i, counter, version): saved array i is a tensor's data, whose counter read version
+    _versions: tuple[tuple[int, VersionCounter, int], ...] = ()
+    _freed = False
+
     def __init__(self, op_name: str, needs_input_grad: tuple[bool, ...]) -> None:
         self.needs_input_grad = needs_input_grad
         self._op_name = op_name
-        self._saved: tuple[Any, ...] = ()
-        # (i, counter, version): saved array i is a tensor's data, whose counter read version
-        self._versions: tuple[tuple[int, VersionCounter, int], ...] = ()
-        self._freed = False
 
     if TYPE_CHECKING:
         # ops store settings on ctx as attributes (ctx.axis = ...); tell the type checker so.
@@ -180,6 +183,8 @@ class Context:
 
     def _track_versions(self, inputs: Sequence[Tensor], outputs: Sequence[Tensor]) -> None:
         """Remember the version of each saved array that is the data of an input or output."""
+        if not self._saved:
+            return
         versions = []
         tensors = (*inputs, *outputs)
         for i, array in enumerate(self._saved):
@@ -238,8 +243,12 @@ class Node:
         self.metadata: dict[str, Any] | None = None  # anomaly mode: where the op was made
         self.sequence_nr = next(_node_counter)  # nodes made later get larger numbers
         self._input_meta = input_meta
-        self._outputs = tuple(map(weakref.ref, outputs))
-        self._output_meta = tuple([(t.data.shape, t.data.dtype) for t in outputs])
+        refs, output_meta = [], []
+        for t in outputs:
+            refs.append(weakref.ref(t))
+            output_meta.append((t.data.shape, t.data.dtype))
+        self._outputs = tuple(refs)
+        self._output_meta = tuple(output_meta)
 
     def name(self) -> str:
         """PyTorch's naming: ``LinearFunction`` (nn/functional.py) gives ``"LinearBackward"``."""
@@ -388,12 +397,13 @@ class Function:
         meta: list[InputMeta] = []
         for a in args:
             if isinstance(a, tensor_class):
+                data = a.data
                 needs = grad_mode and a._requires_grad
-                inputs.append(a.data)
+                inputs.append(data)
                 tensors.append(a)
                 needs_grad.append(needs)
                 edges.append(gradient_edge(a) if needs else (None, 0))
-                meta.append((a.data.shape, a.data.dtype))
+                meta.append((data.shape, data.dtype))
             else:
                 inputs.append(a)
                 needs_grad.append(False)
@@ -482,7 +492,10 @@ def backward(
             grad_inputs = node.backward(grad_outputs)  # <- every op's backward runs here
             for i, ((next_node, index), grad) in enumerate(zip(node.next_functions, grad_inputs)):
                 if next_node is not None and grad is not None:
-                    grad = _fit_to_input(node, i, grad)
+                    # Most gradients already have their input's shape and dtype: skip the call.
+                    meta = node._input_meta[i]
+                    if type(grad) is not np.ndarray or (grad.shape, grad.dtype) != meta:
+                        grad = _fit_to_input(node, i, grad)
                     if type(next_node) is AccumulateGrad and not _is_new(
                         grad, node, grad_outputs, grad_inputs
                     ):

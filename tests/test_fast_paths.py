@@ -10,6 +10,8 @@ owners share one array.
 * ``LinearFunction.backward`` skips the reshape for a 2-D input.
 * ``Function.apply`` makes one pass over its arguments.
 * ``Relu`` saves its output rather than its input; ``check_broadcast`` skips Python numbers.
+* The engine calls ``_fit_to_input`` only for a gradient whose shape or dtype differs.
+* Optimizers update parameters with ``optimizer.add_to_param_`` instead of ``param.add_``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pytest
 
 import minigrad as mg
 import minigrad.nn.functional as F
-from minigrad import autograd, debug, nn
+from minigrad import autograd, debug, nn, optim
 from minigrad._shapes import check_broadcast
 from minigrad.autograd import AccumulateGrad, topological_order
 
@@ -313,3 +315,112 @@ def test_backward_looks_for_hooks_once_any_is_registered(monkeypatch, register):
     (h * 3.0).backward(np.ones(2, dtype=np.float32))
     got = seen[0] if register == "hook" else h.grad
     np.testing.assert_array_equal(got, [3.0, 3.0])
+
+
+# ----------------------------------------------------------------------------- fitting gradients
+
+
+class _Float64Grad(mg.Function):
+    """A user's op whose backward returns float64 for a float32 input, in the output's shape."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a * b
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return grad_output.astype(np.float64), grad_output.astype(np.float64)
+
+
+def test_fit_to_input_runs_only_for_gradients_that_need_it(monkeypatch):
+    calls = []
+    fit = autograd._fit_to_input
+
+    def spy(node, i, grad):
+        calls.append((node.name(), i))
+        return fit(node, i, grad)
+
+    monkeypatch.setattr(autograd, "_fit_to_input", spy)
+    a = mg.tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)
+    b = mg.tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    (a * b).backward(np.full((2, 3), 2.0, dtype=np.float32))
+    assert calls == [("MulBackward", 1)]  # only b's gradient is un-broadcast, (2, 3) -> (3,)
+    np.testing.assert_array_equal(b.grad, [4.0, 4.0, 4.0])
+    assert a.grad.dtype == np.float32
+
+    calls.clear()
+    c = mg.tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    _Float64Grad.apply(c, b).backward(np.ones(3, dtype=np.float32))
+    assert calls == [("_Float64GradBackward", 0), ("_Float64GradBackward", 1)]  # cast to float32
+    assert c.grad.dtype == np.float32 and b.grad.dtype == np.float32
+    np.testing.assert_array_equal(b.grad, [5.0, 5.0, 5.0])
+
+
+# ----------------------------------------------------------------------------- optimizer updates
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("alpha", [1, -0.01, -1e-3])
+def test_add_to_param_equals_add_and_bumps_the_version(dtype, alpha):
+    r = rng(7)
+    data = r.standard_normal((5, 3)).astype(dtype)
+    update = r.standard_normal((5, 3)).astype(dtype)
+    lean = nn.Parameter(data)
+    plain = nn.Parameter(data)
+    with mg.no_grad():
+        plain.add_(update, alpha=alpha)
+    before = lean._version.value
+    optim.optimizer.add_to_param_(lean, update, alpha)
+    np.testing.assert_array_equal(lean.data, plain.data)  # bit for bit
+    assert lean.data.dtype == dtype
+    assert lean._version.value == before + 1
+
+
+def _train(make_optimizer, monkeypatch, plain: bool) -> list[np.ndarray]:
+    if plain:  # the plain path: the public in-place method, with all its checks
+
+        def add_to_param_(param, update, alpha):
+            param.add_(update, alpha=alpha)
+
+        for module in (optim.sgd, optim.adam, optim.rmsprop):
+            monkeypatch.setattr(module, "add_to_param_", add_to_param_)
+    r = rng(8)
+    model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))
+    model.load_state_dict({k: r.standard_normal(v.shape) for k, v in model.state_dict().items()})
+    optimizer = make_optimizer(model.parameters())
+    x = mg.tensor(r.standard_normal((6, 4)).astype(np.float32))
+    target = r.integers(0, 2, 6)
+    for _ in range(3):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), target).backward()
+        optimizer.step()
+    return [p.data.copy() for p in model.parameters()]
+
+
+@pytest.mark.parametrize(
+    "make_optimizer",
+    [
+        lambda p: optim.SGD(p, lr=0.1),
+        lambda p: optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=1e-2, nesterov=True),
+        lambda p: optim.Adam(p, lr=0.01),
+        lambda p: optim.AdamW(p, lr=0.01, amsgrad=True),
+        lambda p: optim.RMSprop(p, lr=0.01, momentum=0.5, centered=True),
+        lambda p: optim.RMSprop(p, lr=0.01),
+    ],
+)
+def test_optimizer_steps_equal_the_add_path(make_optimizer, monkeypatch):
+    lean = _train(make_optimizer, monkeypatch, plain=False)
+    plain = _train(make_optimizer, monkeypatch, plain=True)
+    for a, b in zip(lean, plain):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_an_optimizer_step_makes_saved_parameters_stale():
+    layer = nn.Linear(3, 2)
+    optimizer = optim.SGD(layer.parameters(), lr=0.1)
+    x = mg.tensor(rng(9).standard_normal((4, 3)).astype(np.float32), requires_grad=True)
+    out = layer(x)
+    out.backward(np.ones((4, 2), dtype=np.float32), retain_graph=True)
+    optimizer.step()  # changes the weight that LinearBackward saved
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.backward(np.ones((4, 2), dtype=np.float32))

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from minigrad.optim.optimizer import Optimizer, ParamGroup, lerp_
+from minigrad.optim.optimizer import Optimizer, ParamGroup, add_to_param_, lerp_
 from minigrad.tensor import Tensor
 
 
@@ -109,7 +109,8 @@ class Adam(Optimizer):
         else:
             second_moment = exp_avg_sq
         denom = np.sqrt(second_moment) / bias_correction2_sqrt + eps
-        param.add_(exp_avg / denom, alpha=-step_size)
+        update = np.divide(exp_avg, denom, out=denom)  # exp_avg / denom; denom is ours to reuse
+        add_to_param_(param, update, -step_size)  # param.add_(update, alpha=-step_size)
 
 
 class AdamW(Adam):

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from minigrad.optim.optimizer import Optimizer, ParamGroup, lerp_
+from minigrad.optim.optimizer import Optimizer, ParamGroup, add_to_param_, lerp_
 from minigrad.tensor import Tensor
 
 
@@ -102,6 +102,6 @@ class RMSprop(Optimizer):
             buf = state["momentum_buffer"]
             buf *= momentum
             buf += grad / avg
-            param.add_(buf, alpha=-lr)
+            add_to_param_(param, buf, -lr)
         else:
-            param.add_(grad / avg, alpha=-lr)
+            add_to_param_(param, grad / avg, -lr)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from minigrad.optim.optimizer import Optimizer, ParamGroup
+from minigrad.optim.optimizer import Optimizer, ParamGroup, add_to_param_
 from minigrad.tensor import Tensor
 
 
@@ -64,8 +64,7 @@ class SGD(Optimizer):
     def _update(
         self, param: Tensor, grad: np.ndarray, state: dict[str, Any], group: ParamGroup
     ) -> None:
-        momentum, dampening = group["momentum"], group["dampening"]
-        weight_decay = group["weight_decay"]
+        momentum, weight_decay = group["momentum"], group["weight_decay"]
 
         if weight_decay != 0:
             grad = grad + weight_decay * param.data  # a new array: param.grad stays as it was
@@ -78,7 +77,7 @@ class SGD(Optimizer):
                 state["momentum_buffer"] = buf
             else:
                 buf *= momentum
-                buf += (1 - dampening) * grad
+                buf += (1 - group["dampening"]) * grad
             grad = grad + momentum * buf if group["nesterov"] else buf
 
-        param.add_(grad, alpha=-group["lr"])
+        add_to_param_(param, grad, -group["lr"])  # param.add_(grad, alpha=-lr), lean
