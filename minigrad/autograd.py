@@ -149,8 +149,11 @@ class Context:
     # Class-level defaults, replaced per instance when they change: one op is made per call
     # of every Tensor method, so each attribute written in __init__ costs on every op.
     _saved: tuple[Any, ...] = ()
-    # (i, counter, version): saved array i is a tensor's data, whose counter read version
-    _versions: tuple[tuple[int, VersionCounter, int], ...] = ()
+    # Beside each saved array: the version counter of the tensor whose data it is (None for
+    # any other array) and the version that counter read. Two flat tuples, not a tuple per
+    # array: each tuple is one more object the garbage collector scans while the graph lives.
+    _counters: tuple[VersionCounter | None, ...] = ()
+    _versions: tuple[int, ...] = ()
     _freed = False
 
     def __init__(self, op_name: str, needs_input_grad: tuple[bool, ...]) -> None:
@@ -170,8 +173,8 @@ class Context:
     def saved_tensors(self) -> tuple[Any, ...]:
         if self._freed:
             raise RuntimeError(_FREED_MESSAGE)
-        for i, counter, version in self._versions:
-            if counter.value != version:
+        for i, (counter, version) in enumerate(zip(self._counters, self._versions)):
+            if counter is not None and counter.value != version:
                 raise RuntimeError(
                     "one of the variables needed for gradient computation has been modified by "
                     f"an inplace operation: the array of shape {np.shape(self._saved[i])} saved "
@@ -185,17 +188,22 @@ class Context:
         """Remember the version of each saved array that is the data of an input or output."""
         if not self._saved:
             return
-        versions = []
+        counters: list[VersionCounter | None] = []
         tensors = (*inputs, *outputs)
-        for i, array in enumerate(self._saved):
+        for array in self._saved:
+            counter = None
             for tensor in tensors:
                 if tensor.data is array:
-                    versions.append((i, tensor._version, tensor._version.value))
+                    counter = tensor._version
                     break
-        self._versions = tuple(versions)
+            counters.append(counter)
+        if counters.count(None) < len(counters):  # else keep the shared empty tuples
+            self._counters = tuple(counters)
+            self._versions = tuple([0 if c is None else c.value for c in counters])
 
     def _free(self) -> None:
         self._saved = ()
+        self._counters = ()
         self._versions = ()
         self._freed = True
 
@@ -208,6 +216,20 @@ InputMeta = tuple[tuple[int, ...], np.dtype] | None
 # Numbers the nodes in the order they are made (PyTorch's ``sequence_nr``). An op's node is
 # always made after the nodes of its inputs, so this order is a topological order of the graph.
 _node_counter = itertools.count()
+
+
+# One (shape, dtype) tuple per distinct pair, shared by every node that records it: a graph
+# has few distinct shapes, and each tuple a node kept for itself would be two more objects
+# (the pair and the shape) that the garbage collector scans for as long as the graph lives.
+_metas: dict[tuple[tuple[int, ...], np.dtype], tuple[tuple[int, ...], np.dtype]] = {}
+
+
+def _shared_meta(data: np.ndarray) -> tuple[tuple[int, ...], np.dtype]:
+    """``(data.shape, data.dtype)``, as the one tuple ``_metas`` keeps for that pair."""
+    meta = (data.shape, data.dtype)
+    if len(_metas) >= 1024:  # a program that keeps changing shapes: start over, stay small
+        _metas.clear()
+    return _metas.setdefault(meta, meta)
 
 
 class Node:
@@ -246,7 +268,7 @@ class Node:
         refs, output_meta = [], []
         for t in outputs:
             refs.append(weakref.ref(t))
-            output_meta.append((t.data.shape, t.data.dtype))
+            output_meta.append(_shared_meta(t.data))
         self._outputs = tuple(refs)
         self._output_meta = tuple(output_meta)
 
@@ -314,7 +336,7 @@ class AccumulateGrad(Node):
         self.sequence_nr = next(_node_counter)
         self._input_meta = ()
         self._outputs = (weakref.ref(variable),)
-        self._output_meta = ((variable.data.shape, variable.data.dtype),)
+        self._output_meta = (_shared_meta(variable.data),)
 
     def name(self) -> str:
         return "AccumulateGrad"
@@ -403,7 +425,7 @@ class Function:
                 tensors.append(a)
                 needs_grad.append(needs)
                 edges.append(gradient_edge(a) if needs else (None, 0))
-                meta.append((data.shape, data.dtype))
+                meta.append(_shared_meta(data))
             else:
                 inputs.append(a)
                 needs_grad.append(False)

@@ -12,6 +12,8 @@ owners share one array.
 * ``Relu`` saves its output rather than its input; ``check_broadcast`` skips Python numbers.
 * The engine calls ``_fit_to_input`` only for a gradient whose shape or dtype differs.
 * Optimizers update parameters with ``optimizer.add_to_param_`` instead of ``param.add_``.
+* Nodes share one ``(shape, dtype)`` tuple per distinct pair (``autograd._shared_meta``), and
+  ``Context`` keeps saved versions in two flat tuples: fewer objects for the collector.
 """
 
 from __future__ import annotations
@@ -424,3 +426,50 @@ def test_an_optimizer_step_makes_saved_parameters_stale():
     optimizer.step()  # changes the weight that LinearBackward saved
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         out.backward(np.ones((4, 2), dtype=np.float32))
+
+
+# ----------------------------------------------------------------------------- fewer objects per op
+
+
+def test_meta_tuples_are_shared_and_still_each_arrays_shape_and_dtype(monkeypatch):
+    x = mg.tensor(np.ones((2, 3)), requires_grad=True)
+    y = x * 2.0
+    z = y.tanh()
+    assert z.grad_fn._input_meta[0] is y.grad_fn._output_meta[0]  # shared, not a copy
+    assert z.grad_fn._input_meta[0] == ((2, 3), np.dtype(np.float64))
+    y.data = np.ones((4,), dtype=np.float32)  # replaced since: a new shape and dtype
+    w = y.exp()
+    assert w.grad_fn._input_meta[0] == ((4,), np.dtype(np.float32))
+    assert w.grad_fn._output_meta[0] == ((4,), np.dtype(np.float32))
+    metas: dict = {}
+    monkeypatch.setattr(autograd, "_metas", metas)
+    for n in range(1, 1100):  # many shapes: the table starts over rather than growing
+        assert autograd._shared_meta(np.ones(n)) == ((n,), np.dtype(np.float64))
+        assert len(metas) <= 1024
+
+
+class _SavesAnInputAndANewArray(mg.Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        twice = a * 2.0
+        ctx.save_for_backward(twice, b)  # a new array, then an input's data
+        return twice * b
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        twice, b = ctx.saved_tensors
+        return grad_output * b * 2.0, grad_output * twice
+
+
+def test_saved_versions_check_only_the_arrays_that_are_tensor_data():
+    a = mg.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    b = mg.tensor(np.array([3.0, 4.0]), requires_grad=True)
+    out = _SavesAnInputAndANewArray.apply(a, b)
+    assert out.grad_fn.ctx._counters == (None, b._version)
+    a.data += 1.0  # not saved as it is: backward stays valid
+    out.sum().backward(retain_graph=True)
+    np.testing.assert_array_equal(b.grad, [2.0, 4.0])
+    with mg.no_grad():
+        b.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
