@@ -190,27 +190,28 @@ class Context:
             return
         counters: list[VersionCounter | None] = []
         tensors = (*inputs, *outputs)
+        found = False
         for array in self._saved:
-            counter = None
             for tensor in tensors:
                 if tensor.data is array:
-                    counter = tensor._version
+                    counters.append(tensor._version)
+                    found = True
                     break
-            counters.append(counter)
-        if counters.count(None) < len(counters):  # else keep the shared empty tuples
+            else:
+                counters.append(None)  # not the data of a tensor: nothing can change it in place
+        if found:  # else keep the shared empty tuples
             self._counters = tuple(counters)
             self._versions = tuple([0 if c is None else c.value for c in counters])
 
     def _free(self) -> None:
-        self._saved = ()
-        self._counters = ()
-        self._versions = ()
+        self._saved = ()  # the arrays go now; the version tuples with ctx (they are small)
         self._freed = True
 
 
 # ----------------------------------------------------------------------------- nodes
 
 Edge = tuple["Node | None", int]
+_NO_EDGE: Edge = (None, 0)  # an input that gets no gradient (one shared tuple for all of them)
 InputMeta = tuple[tuple[int, ...], np.dtype] | None
 
 # Numbers the nodes in the order they are made (PyTorch's ``sequence_nr``). An op's node is
@@ -227,9 +228,12 @@ _metas: dict[tuple[tuple[int, ...], np.dtype], tuple[tuple[int, ...], np.dtype]]
 def _shared_meta(data: np.ndarray) -> tuple[tuple[int, ...], np.dtype]:
     """``(data.shape, data.dtype)``, as the one tuple ``_metas`` keeps for that pair."""
     meta = (data.shape, data.dtype)
-    if len(_metas) >= 1024:  # a program that keeps changing shapes: start over, stay small
-        _metas.clear()
-    return _metas.setdefault(meta, meta)
+    shared = _metas.get(meta)
+    if shared is None:
+        if len(_metas) >= 1024:  # a program that keeps changing shapes: start over, stay small
+            _metas.clear()
+        shared = _metas[meta] = meta
+    return shared
 
 
 class Node:
@@ -265,12 +269,11 @@ class Node:
         self.metadata: dict[str, Any] | None = None  # anomaly mode: where the op was made
         self.sequence_nr = next(_node_counter)  # nodes made later get larger numbers
         self._input_meta = input_meta
-        refs, output_meta = [], []
-        for t in outputs:
-            refs.append(weakref.ref(t))
-            output_meta.append(_shared_meta(t.data))
-        self._outputs = tuple(refs)
-        self._output_meta = tuple(output_meta)
+        self._output_meta = tuple([_shared_meta(t.data) for t in outputs])
+        # Weak references to the output tensors, made only for an output that gets a hook,
+        # retain_grad() or a name (see `keep_output`): most outputs never do, and two more
+        # objects per op is time, and work for the garbage collector while the graph lives.
+        self._outputs: list[weakref.ref[Tensor] | None] | None = None
 
     def name(self) -> str:
         """PyTorch's naming: ``LinearFunction`` (nn/functional.py) gives ``"LinearBackward"``."""
@@ -307,8 +310,15 @@ class Node:
         return grad_inputs
 
     def output_tensors(self) -> tuple[Tensor | None, ...]:
-        """The tensors this node made that are still alive (for hooks and ``retain_grad``)."""
-        return tuple(ref() for ref in self._outputs)
+        """This node's outputs that are alive and have a hook, ``retain_grad`` or a name."""
+        refs = self._outputs or [None] * len(self._output_meta)
+        return tuple([None if ref is None else ref() for ref in refs])
+
+    def keep_output(self, tensor: Tensor) -> None:
+        """Remember ``tensor`` (an output of this node, weakly): it has a hook or a name."""
+        if self._outputs is None:
+            self._outputs = [None] * len(self._output_meta)
+        self._outputs[tensor._output_nr] = weakref.ref(tensor)
 
     def release(self) -> None:
         """Free what the graph holds once backward has used it: saved arrays and links."""
@@ -335,7 +345,7 @@ class AccumulateGrad(Node):
         self.metadata = None
         self.sequence_nr = next(_node_counter)
         self._input_meta = ()
-        self._outputs = (weakref.ref(variable),)
+        self._outputs = [weakref.ref(variable)]
         self._output_meta = (_shared_meta(variable.data),)
 
     def name(self) -> str:
@@ -424,12 +434,12 @@ class Function:
                 inputs.append(data)
                 tensors.append(a)
                 needs_grad.append(needs)
-                edges.append(gradient_edge(a) if needs else (None, 0))
+                edges.append(gradient_edge(a) if needs else _NO_EDGE)
                 meta.append(_shared_meta(data))
             else:
                 inputs.append(a)
                 needs_grad.append(False)
-                edges.append((None, 0))
+                edges.append(_NO_EDGE)
                 meta.append(None)
         ctx = Context(cls.__name__, tuple(needs_grad))
 
@@ -514,9 +524,11 @@ def backward(
             grad_inputs = node.backward(grad_outputs)  # <- every op's backward runs here
             for i, ((next_node, index), grad) in enumerate(zip(node.next_functions, grad_inputs)):
                 if next_node is not None and grad is not None:
-                    # Most gradients already have their input's shape and dtype: skip the call.
-                    meta = node._input_meta[i]
-                    if type(grad) is not np.ndarray or (grad.shape, grad.dtype) != meta:
+                    # Most gradients already have their input's shape and dtype (numpy's dtypes
+                    # are singletons, so `is` tells): skip the call.
+                    shape, dtype = node._input_meta[i]  # type: ignore[misc]
+                    fits = type(grad) is np.ndarray and grad.shape == shape and grad.dtype is dtype
+                    if not fits:
                         grad = _fit_to_input(node, i, grad)
                     if type(next_node) is AccumulateGrad and not _is_new(
                         grad, node, grad_outputs, grad_inputs
@@ -577,6 +589,8 @@ def _seed_gradient(k: int, tensor: Tensor, grad: Any) -> np.ndarray:
                 "grad can be implicitly created only for scalar outputs: this output has shape "
                 f"{tensor.shape}; pass backward(gradient) of that shape, or reduce it first"
             )
+        if tensor.ndim == 0:  # the usual loss: np.array makes it several times faster than np.ones
+            return np.array(1, dtype=tensor.dtype)
         return np.ones(tensor.shape, dtype=tensor.dtype)
     grad = np.asarray(getattr(grad, "data", grad))
     if grad.shape != tensor.shape:
@@ -604,8 +618,15 @@ def _is_new(
     if _DebugHooks.active or not node.function.__module__.startswith("minigrad."):
         return False
     assert node.ctx is not None  # the graph is freed only after every node has run
-    held = (*grad_outputs, *node.ctx._saved, *grad_inputs)
-    return list(map(id, held)).count(id(grad)) == 1  # only as its own entry of grad_inputs
+    for held in (grad_outputs, node.ctx._saved):
+        for array in held:
+            if array is grad:
+                return False
+    times_returned = 0
+    for array in grad_inputs:
+        if array is grad:
+            times_returned += 1
+    return times_returned == 1
 
 
 def _add_gradient(pending: dict[Node, list[Any]], node: Node, index: int, grad: Any) -> None:
@@ -627,8 +648,8 @@ def _materialize(node: Node, grad_outputs: list[Any]) -> None:
 
 def _run_tensor_hooks(node: Node, grad_outputs: list[np.ndarray]) -> None:
     """Run ``register_hook`` hooks and ``retain_grad`` of the tensors ``node`` produced."""
-    for i, output in enumerate(node._outputs):
-        tensor = output()  # a weak reference: the tensor may be gone, and then has no hooks
+    for i, tensor in enumerate(node.output_tensors()):
+        # Weak references: a tensor that is gone has no hooks
         if tensor is None or not (tensor._hooks or tensor._retains_grad):
             continue
         grad = grad_outputs[i]

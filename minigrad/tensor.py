@@ -43,7 +43,7 @@ class Tensor:
         "data",
         "grad",
         "grad_fn",
-        "name",
+        "_name",
         "_requires_grad",
         "_version",
         "_output_nr",
@@ -66,7 +66,7 @@ class Tensor:
         self.data: np.ndarray = as_array(data, dtype)
         self.grad: np.ndarray | None = None
         self.grad_fn: Node | None = None
-        self.name = name
+        self._name = name
         self._requires_grad = False
         self._version = VersionCounter()
         self._output_nr = 0
@@ -83,7 +83,7 @@ class Tensor:
         out.data = data
         out.grad = None
         out.grad_fn = None
-        out.name = None
+        out._name = None
         out._requires_grad = False
         out._version = VersionCounter()
         out._output_nr = output_nr
@@ -97,6 +97,16 @@ class Tensor:
         self._requires_grad = True
 
     # ------------------------------------------------------------------------- attributes
+
+    @property
+    def name(self) -> str | None:
+        return self._name
+
+    @name.setter
+    def name(self, name: str | None) -> None:
+        self._name = name
+        if name is not None and self.grad_fn is not None:
+            self.grad_fn.keep_output(self)  # so graph pictures can label the edge with it
 
     @property
     def requires_grad(self) -> bool:
@@ -242,6 +252,7 @@ class Tensor:
             raise RuntimeError("can't retain_grad on a Tensor that has requires_grad=False")
         if self.grad_fn is not None:
             self._retains_grad = True
+            self.grad_fn.keep_output(self)
             _TensorHooks.used = True
 
     def register_hook(self, hook: Callable[[np.ndarray], Any]) -> RemovableHandle:
@@ -253,6 +264,8 @@ class Tensor:
             self._hooks = {}
         handle = RemovableHandle(self._hooks)
         self._hooks[handle.id] = hook
+        if self.grad_fn is not None:
+            self.grad_fn.keep_output(self)
         _TensorHooks.used = True
         return handle
 

@@ -473,3 +473,36 @@ def test_saved_versions_check_only_the_arrays_that_are_tensor_data():
         b.add_(1.0)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         out.sum().backward()
+
+
+def test_a_node_refers_to_its_outputs_only_once_they_get_a_hook_or_a_name():
+    # Node.keep_output: no weak references for outputs nobody asks about; hooks, retain_grad
+    # and names registered after the op ran still find their tensor.
+    x = mg.tensor([1.0, -2.0], requires_grad=True)
+    y, z, w = x * 2.0, x * 3.0, x * 4.0
+    assert y.grad_fn._outputs is None and y.grad_fn.output_tensors() == (None,)
+    seen = []
+    y.register_hook(lambda grad: seen.append(grad.copy()))
+    z.retain_grad()
+    w.name = "w"
+    assert [t.grad_fn.output_tensors() for t in (y, z, w)] == [(y,), (z,), (w,)]
+    (y + z + w).sum().backward()
+    np.testing.assert_array_equal(seen[0], [1.0, 1.0])
+    np.testing.assert_array_equal(z.grad, [1.0, 1.0])
+    np.testing.assert_array_equal(x.grad, [9.0, 9.0])
+    _first, second = _Halves.apply(mg.tensor([3.0, 4.0], requires_grad=True))
+    second.name = "second"
+    assert second.grad_fn.output_tensors() == (None, second)
+
+
+class _Halves(mg.Function):
+    """A user's op with two outputs: the two halves of a vector."""
+
+    @staticmethod
+    def forward(ctx, x):
+        n = len(x) // 2
+        return x[:n].copy(), x[n:].copy()
+
+    @staticmethod
+    def backward(ctx, grad_first, grad_second):
+        return np.concatenate([grad_first, grad_second])

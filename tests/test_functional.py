@@ -558,6 +558,27 @@ def test_fused_cross_entropy_is_not_used_where_it_would_differ(case):
     assert F.cross_entropy(x, target, **kwargs).grad_fn.name() != "CrossEntropyBackward"
 
 
+TARGET_RANGE_CASES = [([0, 1, 2, 1], True), ([0, 3, 2, 1], False)]
+NEGATIVE_TARGET_CASES = [([0, -1, 2, 1], False), ([0, -100, 1, 1], False)]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "target", "fused"),
+    [(d, t, f) for d in (np.uint8, np.uint64) for t, f in TARGET_RANGE_CASES]
+    + [
+        (d, t, f)
+        for d in (np.int8, np.int16, np.int32, np.int64)
+        for t, f in TARGET_RANGE_CASES + NEGATIVE_TARGET_CASES
+    ],
+)
+def test_fused_cross_entropy_only_for_targets_in_range(dtype, target, fused):
+    # One check covers both bounds (a negative target viewed as unsigned is huge): pin it for
+    # every integer width, signed and unsigned.
+    x = mg.randn(4, 3)
+    t = np.array(target).astype(dtype)
+    assert F._fused_cross_entropy_applies(x, t, None, -100, "mean", 0.0) is fused
+
+
 def test_cross_entropy_rejects_bad_label_smoothing():
     with pytest.raises(ValueError, match="label_smoothing"):
         F.cross_entropy(mg.randn(2, 3), np.array([0, 1]), label_smoothing=1.5)

@@ -719,7 +719,11 @@ def _fused_cross_entropy_applies(
     num_classes = input.shape[1]
     if target.shape != (input.shape[0],) or target.size == 0 or 0 <= ignore_index < num_classes:
         return False
-    return bool(target.min() >= 0 and target.max() < num_classes)
+    # One reduction checks both bounds: viewed as unsigned, a negative target is a huge number.
+    return bool(target.view(_UNSIGNED[target.itemsize]).max() < num_classes)
+
+
+_UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}  # by itemsize
 
 
 def cross_entropy(
