@@ -173,13 +173,14 @@ class Context:
     def saved_tensors(self) -> tuple[Any, ...]:
         if self._freed:
             raise RuntimeError(_FREED_MESSAGE)
-        for i, (counter, version) in enumerate(zip(self._counters, self._versions)):
-            if counter is not None and counter.value != version:
+        versions = self._versions
+        for i, counter in enumerate(self._counters):
+            if counter is not None and counter.value != versions[i]:
                 raise RuntimeError(
                     "one of the variables needed for gradient computation has been modified by "
                     f"an inplace operation: the array of shape {np.shape(self._saved[i])} saved "
                     f"by {self._op_name}Backward is at version {counter.value}; expected version "
-                    f"{version} instead. Hint: use an out-of-place op (x = x + 1 rather than "
+                    f"{versions[i]} instead. Hint: use an out-of-place op (x = x + 1 rather than "
                     "x.add_(1)), or .clone() the tensor before changing it in place."
                 )
         return self._saved
@@ -189,19 +190,20 @@ class Context:
         if not self._saved:
             return
         counters: list[VersionCounter | None] = []
+        versions: list[int] = []
         tensors = (*inputs, *outputs)
-        found = False
         for array in self._saved:
             for tensor in tensors:
                 if tensor.data is array:
                     counters.append(tensor._version)
-                    found = True
+                    versions.append(tensor._version.value)
                     break
-            else:
-                counters.append(None)  # not the data of a tensor: nothing can change it in place
-        if found:  # else keep the shared empty tuples
+            else:  # not the data of a tensor: nothing can change it in place
+                counters.append(None)
+                versions.append(0)
+        if counters.count(None) < len(counters):  # else keep the shared empty tuples
             self._counters = tuple(counters)
-            self._versions = tuple([0 if c is None else c.value for c in counters])
+            self._versions = tuple(versions)
 
     def _free(self) -> None:
         self._saved = ()  # the arrays go now; the version tuples with ctx (they are small)
@@ -269,7 +271,10 @@ class Node:
         self.metadata: dict[str, Any] | None = None  # anomaly mode: where the op was made
         self.sequence_nr = next(_node_counter)  # nodes made later get larger numbers
         self._input_meta = input_meta
-        self._output_meta = tuple([_shared_meta(t.data) for t in outputs])
+        output_meta = []
+        for t in outputs:
+            output_meta.append(_shared_meta(t.data))
+        self._output_meta = tuple(output_meta)
         # Weak references to the output tensors, made only for an output that gets a hook,
         # retain_grad() or a name (see `keep_output`): most outputs never do, and two more
         # objects per op is time, and work for the garbage collector while the graph lives.
