@@ -522,10 +522,10 @@ def backward(
     for node in order:
         grad_outputs = pending.pop(node, None)
         if grad_outputs is not None:
-            if len(grad_outputs) > 1:  # an op with several outputs, not all of which may have one
-                _materialize(node, grad_outputs)
             if _TensorHooks.used:
                 _run_tensor_hooks(node, grad_outputs)
+            if len(grad_outputs) > 1:  # an op with several outputs, not all of which may have one
+                _materialize(node, grad_outputs)
             grad_inputs = node.backward(grad_outputs)  # <- every op's backward runs here
             for i, ((next_node, index), grad) in enumerate(zip(node.next_functions, grad_inputs)):
                 if next_node is not None and grad is not None:
@@ -651,10 +651,15 @@ def _materialize(node: Node, grad_outputs: list[Any]) -> None:
             grad_outputs[i] = np.zeros(shape, dtype=dtype)
 
 
-def _run_tensor_hooks(node: Node, grad_outputs: list[np.ndarray]) -> None:
-    """Run ``register_hook`` hooks and ``retain_grad`` of the tensors ``node`` produced."""
+def _run_tensor_hooks(node: Node, grad_outputs: list[np.ndarray | None]) -> None:
+    """Run ``register_hook`` hooks and ``retain_grad`` of the tensors ``node`` produced.
+
+    An output of a multi-output op that got no gradient shows its hooks ``None``, and
+    ``retain_grad`` leaves its ``.grad`` as it was, as in PyTorch; zeros come after, for the
+    op's backward only.
+    """
     for i, tensor in enumerate(node.output_tensors()):
-        # Weak references: a tensor that is gone has no hooks
+        # Weak references: a tensor that is gone has no hooks.
         if tensor is None or not (tensor._hooks or tensor._retains_grad):
             continue
         grad = grad_outputs[i]
@@ -668,7 +673,7 @@ def _run_tensor_hooks(node: Node, grad_outputs: list[np.ndarray]) -> None:
                         f"the tensor has shape {tensor.shape}"
                     )
                 grad = replacement
-        if tensor._retains_grad:
+        if tensor._retains_grad and grad is not None:
             tensor._accumulate_grad(grad)
         grad_outputs[i] = grad
 

@@ -719,7 +719,10 @@ def _fused_cross_entropy_applies(
     num_classes = input.shape[1]
     if target.shape != (input.shape[0],) or target.size == 0 or 0 <= ignore_index < num_classes:
         return False
-    # One reduction checks both bounds: viewed as unsigned, a negative target is a huge number.
+    if not target.dtype.isnative or num_classes > 1 << (8 * target.itemsize - 1):
+        return bool(target.min() >= 0 and target.max() < num_classes)
+    # One reduction checks both bounds: viewed as unsigned, a negative target is at least
+    # 2^(bits - 1), and so, with no more classes than that (checked above), out of range.
     return bool(target.view(_UNSIGNED[target.itemsize]).max() < num_classes)
 
 
