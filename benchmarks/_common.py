@@ -6,13 +6,14 @@ environment once, when numpy is first imported, so ``pin_threads_from_argv`` set
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,14 +85,18 @@ def interleaved(
     steps_per_round: int,
     warmup: int,
     clock: Callable[[], float] = time.perf_counter,
+    max_steps: Mapping[str, int] | None = None,
 ) -> dict[str, list[float]]:
     """Seconds per step of each callable, one entry per round.
 
     Every round times each contender once, back to back, starting with a different one each
     round, so that the machine's slow and fast moments fall on all of them alike.
+    ``max_steps[name]`` caps that contender's steps per round and warm-up steps (for one
+    whose single step takes most of a second).
     """
-    for step in steps.values():
-        for _ in range(warmup):
+    caps = max_steps or {}
+    for name, step in steps.items():
+        for _ in range(min(warmup, caps.get(name, warmup))):
             step()
     names = list(steps)
     times: dict[str, list[float]] = {name: [] for name in names}
@@ -99,10 +104,11 @@ def interleaved(
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
             step = steps[name]
+            count = min(steps_per_round, caps.get(name, steps_per_round))
             start = clock()
-            for _ in range(steps_per_round):
+            for _ in range(count):
                 step()
-            times[name].append((clock() - start) / steps_per_round)
+            times[name].append((clock() - start) / count)
     return times
 
 
@@ -131,10 +137,23 @@ def environment(threads: int, how: str) -> dict[str, Any]:
         "threads_pinned_by": how,
         "machine": platform.machine(),
     }
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        info["torch"] = torch.__version__
+    # The other libraries timed, when this run loaded them (their distribution names).
+    for module, distribution in OTHER_LIBRARIES.items():
+        if module in sys.modules:
+            try:
+                info[distribution] = importlib.metadata.version(distribution)
+            except importlib.metadata.PackageNotFoundError:
+                info[distribution] = "unknown"
     return info
+
+
+OTHER_LIBRARIES = {  # module -> distribution
+    "torch": "torch",
+    "mygrad": "mygrad",
+    "autograd": "autograd",
+    "sklearn": "scikit-learn",
+    "micrograd": "micrograd",
+}
 
 
 def write_json(path: str | None, default_name: str, payload: dict[str, Any]) -> Path:

@@ -315,6 +315,7 @@ class Micrograd:
     """
 
     name = "micrograd"
+    max_steps_per_round = 1  # about half a second a step at the tiny size
 
     def __init__(self, weights: Weights, batches: Batches, dtype: Any) -> None:
         from micrograd.engine import Value
@@ -461,8 +462,16 @@ def time_size(
         name: (lambda run=run, counter=counters[name]: run.step(next(counter)))
         for name, run in runs.items()
     }
+    max_steps = {
+        c.name: c.max_steps_per_round for c in contenders if hasattr(c, "max_steps_per_round")
+    }
     return interleaved(
-        steps, rounds=rounds, steps_per_round=per_round, warmup=warmup, clock=CLOCKS[clock]
+        steps,
+        rounds=rounds,
+        steps_per_round=per_round,
+        warmup=warmup,
+        clock=CLOCKS[clock],
+        max_steps=max_steps,
     )
 
 

@@ -107,3 +107,20 @@ def test_bench_linear_backward_smoke(tmp_path):
             entry = results["updates"][size][update]
             assert set(entry["median_s"]) == {"C-contiguous", "transposed view"}
     assert "| B, in -> out |" in stdout
+
+
+def test_interleaved_caps_the_steps_of_a_slow_contender():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from _common import interleaved
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    calls = {"fast": 0, "slow": 0}
+
+    def counter(name: str) -> Any:
+        return lambda: calls.__setitem__(name, calls[name] + 1)
+
+    steps = {name: counter(name) for name in calls}
+    times = interleaved(steps, rounds=3, steps_per_round=5, warmup=2, max_steps={"slow": 1})
+    assert calls == {"fast": 2 + 3 * 5, "slow": 1 + 3 * 1}
+    assert {name: len(t) for name, t in times.items()} == {"fast": 3, "slow": 3}
