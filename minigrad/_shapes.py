@@ -72,16 +72,17 @@ def normalize_dim(op: str, dim: int, ndim: int) -> int:
 
 
 def reduction_axes(op: str, dim: Dim, ndim: int) -> tuple[int, ...]:
-    """The numpy axes for a reduction over ``dim`` (None: every dim) of an ``ndim``-d array.
+    """The numpy axes for a reduction over ``dim`` of an ``ndim``-d array.
 
-    A 0-d array has no axes to reduce, so any valid dim gives ``()`` (numpy then returns the
-    value itself, as PyTorch does for ``scalar.sum(0)``).
+    ``None`` and an empty tuple or list mean every dim, as in PyTorch (for numpy, ``axis=()``
+    reduces nothing). A 0-d array has no axes to reduce, so any valid dim gives ``()`` (numpy
+    then returns the value itself, as PyTorch does for ``scalar.sum(0)``).
     """
-    if dim is None:
+    dims = (dim,) if isinstance(dim, (int, np.integer)) else dim
+    if dims is None or len(dims) == 0:
         return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
     axes = tuple(normalize_dim(op, d, ndim) for d in dims)
-    if len(set(axes)) != len(axes):
+    if len(set(axes)) != len(axes):  # also (0, -1) for a 0-d tensor, as in PyTorch
         raise RuntimeError(f"{op}: dim {dim} appears multiple times in the list of dims")
     return axes if ndim > 0 else ()
 

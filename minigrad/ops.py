@@ -113,7 +113,10 @@ class Pow(Function):
     def forward(ctx: Context, a: Any, b: Any) -> np.ndarray:
         check_broadcast("pow", a, b)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            out = np.power(a, b)
+            try:
+                out = np.power(a, b)
+            except ValueError as error:  # an integer to a negative integer power
+                raise RuntimeError(f"pow: {error}") from None
         ctx.save_for_backward(a, b, out)
         return out
 
@@ -286,7 +289,7 @@ class Sqrt(Function):
 
 
 class Abs(Function):
-    """out = |x|; d/dx = sign(x), which is 0 at x = 0 (PyTorch's choice)."""
+    """out = |x|; d/dx = sign(x), which is 0 at x = 0 and at NaN (PyTorch's choice)."""
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
@@ -296,7 +299,8 @@ class Abs(Function):
     @staticmethod
     def backward(ctx: Context, grad_output: np.ndarray) -> np.ndarray:
         (x,) = ctx.saved_tensors
-        return grad_output * np.sign(x)
+        sign = (x > 0).astype(grad_output.dtype) - (x < 0)  # np.sign would give NaN at NaN
+        return grad_output * sign
 
 
 class Tanh(Function):
@@ -321,7 +325,7 @@ class Sigmoid(Function):
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
         # e^-|x| never overflows: for x < 0 use e^x / (1 + e^x), the same value.
         z = np.exp(-np.abs(x))
-        out = np.where(x >= 0, 1 / (1 + z), z / (1 + z)).astype(x.dtype, copy=False)
+        out = np.where(x >= 0, 1 / (1 + z), z / (1 + z))  # an int tensor gives float64, as exp
         ctx.save_for_backward(out)
         return out
 
@@ -345,7 +349,8 @@ class Relu(Function):
     @staticmethod
     def backward(ctx: Context, grad_output: np.ndarray) -> np.ndarray:
         (out,) = ctx.saved_tensors
-        return grad_output * (out > 0)
+        # Zero where out <= 0, as PyTorch's threshold_backward: a NaN passes its gradient.
+        return np.where(out <= 0, 0, grad_output)
 
 
 class Clamp(Function):
@@ -360,7 +365,10 @@ class Clamp(Function):
             raise RuntimeError("clamp: at least one of 'min' or 'max' must not be None")
         ctx.save_for_backward(x)
         ctx.min, ctx.max = min, max
-        return np.clip(x, min, max).astype(x.dtype, copy=False)
+        out = np.clip(x, min, max)
+        if x.dtype.kind != "f":  # an integer tensor with a float bound gives floats, not ints
+            return out
+        return out.astype(x.dtype, copy=False)  # a bound never changes a float tensor's dtype
 
     @staticmethod
     def backward(ctx: Context, grad_output: np.ndarray) -> np.ndarray:
@@ -385,8 +393,10 @@ class Maximum(Function):
     @staticmethod
     def backward(ctx: Context, grad_output: np.ndarray) -> tuple[Any, ...]:
         a, b = ctx.saved_tensors
-        share_a = (a > b) + 0.5 * (a == b)  # 1 where a wins, 1/2 at a tie, 0 where b wins
-        return grad_output * share_a, grad_output * (1 - share_a)
+        # 1 where a wins, 1/2 at a tie, 0 where b wins. Where either is NaN neither wins, and
+        # both get the whole gradient (PyTorch's formula does the same).
+        tie = 0.5 * (a == b)
+        return grad_output * (1 - tie - (a < b)), grad_output * (1 - tie - (a > b))
 
 
 class Minimum(Function):
@@ -401,8 +411,9 @@ class Minimum(Function):
     @staticmethod
     def backward(ctx: Context, grad_output: np.ndarray) -> tuple[Any, ...]:
         a, b = ctx.saved_tensors
-        share_a = (a < b) + 0.5 * (a == b)  # 1 where a wins, 1/2 at a tie, 0 where b wins
-        return grad_output * share_a, grad_output * (1 - share_a)
+        # 1 where a wins, 1/2 at a tie, 0 where b wins; both get it all where either is NaN.
+        tie = 0.5 * (a == b)
+        return grad_output * (1 - tie - (a > b)), grad_output * (1 - tie - (a < b))
 
 
 class Where(Function):
@@ -474,12 +485,14 @@ class Mean(Function):
         ctx.axes = reduction_axes("mean", dim, x.ndim)
         ctx.shape = x.shape
         ctx.count = int(np.prod([x.shape[a] for a in ctx.axes]))
-        with np.errstate(invalid="ignore", divide="ignore"):  # mean of nothing is nan
-            return np.mean(x, axis=ctx.axes, keepdims=keepdim)
+        total = np.sum(x, axis=ctx.axes, keepdims=keepdim)  # np.mean, without its warning
+        with np.errstate(invalid="ignore", divide="ignore"):  # the mean of nothing is NaN
+            return total / ctx.count
 
     @staticmethod
     def backward(ctx: Context, grad_output: np.ndarray) -> np.ndarray:
-        return expand_reduced(grad_output / ctx.count, ctx.shape, ctx.axes)
+        with np.errstate(divide="ignore", invalid="ignore"):  # nothing averaged: no gradient
+            return expand_reduced(grad_output / ctx.count, ctx.shape, ctx.axes)
 
 
 class Var(Function):
@@ -535,8 +548,9 @@ def _extreme_forward(
     ctx: Context, op: str, reduce: Any, x: np.ndarray, dim: Dim, keepdim: bool
 ) -> Any:
     axes = reduction_axes(op, dim, x.ndim)
-    if any(x.shape[a] == 0 for a in axes):
-        raise RuntimeError(f"{op}: cannot reduce over a zero-size dimension (shape {x.shape})")
+    if any(x.shape[a] == 0 for a in axes):  # PyTorch's error types: a dim given, or not
+        error = RuntimeError if dim is None else IndexError
+        raise error(f"{op}: cannot reduce over a zero-size dimension (shape {x.shape})")
     out = reduce(x, axis=axes, keepdims=True)
     winners = x == out  # (x.shape) True at every maximum (or minimum), ties included
     ctx.save_for_backward(winners)
@@ -548,7 +562,8 @@ def _extreme_backward(ctx: Context, grad_output: np.ndarray) -> np.ndarray:
     (winners,) = ctx.saved_tensors
     count = winners.sum(axis=ctx.axes, keepdims=True)  # ties per reduced slice
     grad = expand_reduced(grad_output, winners.shape, ctx.axes)
-    return grad * winners / count
+    with np.errstate(invalid="ignore", divide="ignore"):  # a NaN extreme ties with nothing:
+        return grad * winners / count  # 0 / 0, NaN gradients, as in PyTorch
 
 
 class Softmax(Function):
@@ -561,9 +576,11 @@ class Softmax(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, *, dim: int) -> np.ndarray:
         axis = _softmax_axis("softmax", dim, x)
-        shifted = x - np.amax(x, axis=axis, keepdims=True)
-        e = np.exp(shifted)
-        out = e / np.sum(e, axis=axis, keepdims=True)
+        x = _as_float(x)
+        with np.errstate(invalid="ignore"):  # all -inf, or an inf: NaN, as in PyTorch
+            shifted = x - np.amax(x, axis=axis, keepdims=True, initial=-np.inf)  # initial: empty
+            e = np.exp(shifted)
+            out = e / np.sum(e, axis=axis, keepdims=True)
         ctx.save_for_backward(out)
         ctx.axis = axis
         return out
@@ -584,8 +601,11 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, *, dim: int) -> np.ndarray:
         axis = _softmax_axis("log_softmax", dim, x)
-        shifted = x - np.amax(x, axis=axis, keepdims=True)
-        out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+        x = _as_float(x)
+        # NaN for all -inf or an inf, as in PyTorch; log(0) only over an empty dim (no result)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shifted = x - np.amax(x, axis=axis, keepdims=True, initial=-np.inf)  # initial: empty
+            out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
         ctx.save_for_backward(out)
         ctx.axis = axis
         return out
@@ -594,6 +614,11 @@ class LogSoftmax(Function):
     def backward(ctx: Context, grad_output: np.ndarray) -> np.ndarray:
         (out,) = ctx.saved_tensors
         return grad_output - np.exp(out) * np.sum(grad_output, axis=ctx.axis, keepdims=True)
+
+
+def _as_float(x: np.ndarray) -> np.ndarray:
+    """Integers and bools as float64 (numpy's promotion; PyTorch refuses them here)."""
+    return x if x.dtype.kind == "f" else x.astype(np.float64)
 
 
 def _softmax_axis(op: str, dim: int, x: np.ndarray) -> tuple[int, ...]:
