@@ -644,8 +644,14 @@ def _class_targets(
     return safe_target, target_weight, ignored, num_classes
 
 
-def _weighted_mean(loss_sum: Tensor, total_weight: float) -> Tensor:
-    """loss_sum / total_weight; nan when every target is ignored (0 / 0), as PyTorch."""
+def _weighted_mean(loss_sum: Tensor, total_weight: float, all_ignored: bool) -> Tensor:
+    """loss_sum / total_weight; nan when the total weight is 0 (0 / 0), as PyTorch.
+
+    As in PyTorch, the gradient is then nan at targets that count with weight 0 (-0 / 0), and
+    zero when every target is ignored (none has a gradient to divide).
+    """
+    if total_weight == 0 and all_ignored:
+        return loss_sum * 0.0 + float("nan")
     return loss_sum * (1.0 / total_weight if total_weight != 0 else float("nan"))
 
 
@@ -664,12 +670,12 @@ def nll_loss(
     all are). ``weight`` is a constant: no gradient flows into it (as in PyTorch).
     """
     _check_reduction("nll_loss", reduction)
-    safe_target, target_weight, _, _ = _class_targets(
+    safe_target, target_weight, ignored, _ = _class_targets(
         "nll_loss", input, target, weight, ignore_index
     )
     loss = NLLLossFunction.apply(input, target=safe_target, target_weight=target_weight)
     if reduction == "mean":
-        return _weighted_mean(loss.sum(), float(target_weight.sum()))
+        return _weighted_mean(loss.sum(), float(target_weight.sum()), bool(ignored.all()))
     return _reduce(loss, reduction)
 
 
@@ -761,10 +767,10 @@ def cross_entropy(
     )
     log_probs = log_softmax(input, dim=class_dim)  # (N, C, d1, ...)
     nll = NLLLossFunction.apply(log_probs, target=safe_target, target_weight=target_weight)
-    total_weight = float(target_weight.sum())
+    total_weight, all_ignored = float(target_weight.sum()), bool(ignored.all())
     if label_smoothing == 0.0:
         if reduction == "mean":
-            return _weighted_mean(nll.sum(), total_weight)
+            return _weighted_mean(nll.sum(), total_weight, all_ignored)
         return _reduce(nll, reduction)
 
     w = _as_array(weight)
@@ -775,8 +781,8 @@ def cross_entropy(
     smooth = -log_probs.sum(dim=class_dim)  # (N, d1, ...)
     smooth = smooth * (~ignored).astype(input.dtype)  # ignored targets contribute nothing
     if reduction == "mean":
-        nll_term = _weighted_mean(nll.sum(), total_weight)
-        smooth_term = _weighted_mean(smooth.sum(), total_weight)
+        nll_term = _weighted_mean(nll.sum(), total_weight, all_ignored)
+        smooth_term = _weighted_mean(smooth.sum(), total_weight, all_ignored)
     else:
         nll_term, smooth_term = _reduce(nll, reduction), _reduce(smooth, reduction)
     return nll_term * (1.0 - label_smoothing) + smooth_term * (label_smoothing / num_classes)

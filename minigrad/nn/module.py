@@ -15,7 +15,7 @@ stays. A parameter shared by two places keeps the first name it got.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -53,17 +53,33 @@ class Module:
                 f"cannot assign {name!r} before Module.__init__() call (call super().__init__() "
                 "first in your module's __init__)"
             )
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
+        # As in PyTorch, a registered parameter (or child module) can be replaced only by
+        # another one or None: anything else would silently drop it from parameters().
+        if name in self._parameters and not isinstance(value, Parameter) and value is not None:
+            raise TypeError(
+                f"cannot assign {type(value).__name__!r} as parameter {name!r} "
+                "(nn.Parameter or None expected)"
+            )
+        if name in self._modules and not isinstance(value, Module) and value is not None:
+            raise TypeError(
+                f"cannot assign {type(value).__name__!r} as child module {name!r} "
+                "(nn.Module or None expected)"
+            )
         if isinstance(value, Parameter):
+            self._modules.pop(name, None)
             self._parameters[name] = value
             if value._layer is None:
                 value._layer = type(self).__name__
             if value.name is None:
                 value.name = name
         elif isinstance(value, Module):
+            self._parameters.pop(name, None)
             self._modules[name] = value
             _prefix_parameter_names(value, name)
+        elif name in self._parameters:
+            self._parameters[name] = None  # a parameter slot set to None, as PyTorch keeps it
+        elif name in self._modules:
+            self._modules[name] = None  # type: ignore[assignment]
         elif name in self._buffers:
             self._buffers[name] = value
         object.__setattr__(self, name, value)
@@ -97,24 +113,46 @@ class Module:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.forward(*args, **kwargs)
 
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """Call ``fn`` on every sub-module (children first) and then on this one; returns self.
+
+        Typically used to initialise weights: ``model.apply(init_fn)``, as in PyTorch.
+        """
+        for module in self.children():
+            module.apply(fn)
+        fn(self)
+        return self
+
     # ------------------------------------------------------------------------- walking
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
-        yield from self._modules.items()
+        """Direct sub-modules with their names; one registered twice is listed once."""
+        seen: set[int] = set()
+        for name, module in self._modules.items():
+            if module is not None and id(module) not in seen:
+                seen.add(id(module))
+                yield name, module
 
     def children(self) -> Iterator[Module]:
         for _, module in self.named_children():
             yield module
 
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        """This module and every sub-module (each once), with dotted names, depth first."""
+    def named_modules(
+        self, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Module]]:
+        """This module and every sub-module, with dotted names, depth first.
+
+        A module registered in several places is listed once, unless ``remove_duplicate`` is
+        False: then under each of its names (``state_dict`` lists tied weights that way).
+        """
         seen: set[int] = set()
         stack: list[tuple[str, Module]] = [(prefix, self)]
         while stack:
             name, module = stack.pop()
-            if id(module) in seen:
-                continue
-            seen.add(id(module))
+            if remove_duplicate:
+                if id(module) in seen:
+                    continue
+                seen.add(id(module))
             yield name, module
             children = [
                 (f"{name}.{child_name}" if name else child_name, child)
@@ -128,14 +166,18 @@ class Module:
             yield module
 
     def named_parameters(
-        self, prefix: str = "", recurse: bool = True
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
     ) -> Iterator[tuple[str, Parameter]]:
-        """Parameters with dotted names (``"0.weight"``), in registration order, each once."""
+        """Parameters with dotted names (``"0.weight"``), in registration order, each once
+        (or, with ``remove_duplicate=False``, a shared one under each of its names)."""
         seen: set[int] = set()
-        modules = self.named_modules(prefix) if recurse else iter([(prefix, self)])
+        if recurse:
+            modules = self.named_modules(prefix, remove_duplicate=remove_duplicate)
+        else:
+            modules = iter([(prefix, self)])
         for module_name, module in modules:
             for name, param in module._parameters.items():
-                if param is None or id(param) in seen:
+                if param is None or (remove_duplicate and id(param) in seen):
                     continue
                 seen.add(id(param))
                 yield (f"{module_name}.{name}" if module_name else name), param
@@ -144,8 +186,10 @@ class Module:
         for _, param in self.named_parameters(recurse=recurse):
             yield param
 
-    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
-        for module_name, module in self.named_modules(prefix):
+    def named_buffers(
+        self, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Tensor]]:
+        for module_name, module in self.named_modules(prefix, remove_duplicate=remove_duplicate):
             for name, buffer in module._buffers.items():
                 if buffer is not None:
                     yield (f"{module_name}.{name}" if module_name else name), buffer
@@ -199,9 +243,14 @@ class Module:
     # ------------------------------------------------------------------------- state dict
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Every parameter and buffer by dotted name, as numpy copies (PyTorch's keys)."""
-        state = {name: param.data.copy() for name, param in self.named_parameters()}
-        state.update({name: buffer.data.copy() for name, buffer in self.named_buffers()})
+        """Every parameter and buffer by dotted name, as numpy copies (PyTorch's keys).
+
+        A parameter shared by two layers (tied weights) appears under both names, as in PyTorch.
+        """
+        params = self.named_parameters(remove_duplicate=False)
+        state = {name: param.data.copy() for name, param in params}
+        buffers = self.named_buffers(remove_duplicate=False)
+        state.update({name: buffer.data.copy() for name, buffer in buffers})
         return state
 
     def load_state_dict(
@@ -214,8 +263,8 @@ class Module:
         Every key and shape is checked before anything is copied, so a mismatch raises
         ``RuntimeError`` naming the key (and both shapes) and leaves the model unchanged.
         """
-        own: dict[str, Tensor] = dict(self.named_parameters())
-        own.update(self.named_buffers())
+        own: dict[str, Tensor] = dict(self.named_parameters(remove_duplicate=False))
+        own.update(self.named_buffers(remove_duplicate=False))
         missing = [key for key in own if key not in state_dict]
         unexpected = [key for key in state_dict if key not in own]
         problems = []
