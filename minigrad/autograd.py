@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import itertools
 import operator
 import weakref
@@ -63,6 +64,35 @@ class _SetGradEnabled(contextlib.ContextDecorator):
     def _recreate_cm(self) -> _SetGradEnabled:
         # A fresh instance per decorated call, so recursive calls keep their own `_previous`.
         return type(self)()
+
+    def __call__(self, func: Callable[..., Any]) -> Any:
+        if not inspect.isgeneratorfunction(func):
+            return super().__call__(func)
+
+        # A generator runs between its caller's steps: set the mode around each step, as
+        # PyTorch does, not just around the call that makes the generator.
+        @functools.wraps(func)
+        def generator(*args: Any, **kwargs: Any) -> Any:
+            steps = func(*args, **kwargs)
+            try:
+                with self._recreate_cm():
+                    request = next(steps)
+                while True:
+                    try:
+                        sent = yield request
+                    except GeneratorExit:
+                        steps.close()
+                        raise
+                    except BaseException as error:  # thrown in by the caller: pass it on
+                        with self._recreate_cm():
+                            request = steps.throw(error)
+                    else:
+                        with self._recreate_cm():
+                            request = steps.send(sent)
+            except StopIteration as stop:  # the generator returned
+                return stop.value
+
+        return generator
 
 
 class no_grad(_SetGradEnabled):  # noqa: N801 - PyTorch's name
@@ -308,11 +338,19 @@ class Node:
         if not isinstance(grad_inputs, tuple):
             grad_inputs = (grad_inputs,)
         if len(grad_inputs) != len(self.next_functions):
-            raise RuntimeError(
-                f"function {self.name()} returned an incorrect number of gradients "
-                f"(expected {len(self.next_functions)}, got {len(grad_inputs)})"
-            )
+            grad_inputs = self._check_gradient_count(grad_inputs)
         return grad_inputs
+
+    def _check_gradient_count(self, grad_inputs: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Drop extra trailing ``None`` gradients (PyTorch allows them); any other count raises."""
+        expected = len(self.next_functions)
+        extra = grad_inputs[expected:]
+        if extra and all(grad is None for grad in extra):
+            return grad_inputs[:expected]
+        raise RuntimeError(
+            f"function {self.name()} returned an incorrect number of gradients "
+            f"(expected {expected}, got {len(grad_inputs)})"
+        )
 
     def output_tensors(self) -> tuple[Tensor | None, ...]:
         """This node's outputs that are alive and have a hook, ``retain_grad`` or a name."""
