@@ -58,23 +58,39 @@ def _float_dtype(dtype: DTypeLike) -> np.dtype:
     return np.dtype(np.float32 if dtype is None else dtype)
 
 
+def _new_shape(op: str, size: tuple[Any, ...]) -> tuple[int, ...]:
+    """The shape of a new tensor: sizes as ints, a tuple or a list, none of them negative."""
+    shape = size_args(op, size)
+    if any(n < 0 for n in shape):
+        raise RuntimeError(
+            f"{op}: trying to create a tensor with negative dimension: {list(shape)}"
+        )
+    return shape
+
+
 def zeros(*size: Any, dtype: DTypeLike = None, requires_grad: bool = False) -> Tensor:
-    shape = size_args("zeros", size)
+    shape = _new_shape("zeros", size)
     return Tensor(np.zeros(shape, dtype=_float_dtype(dtype)), requires_grad=requires_grad)
 
 
 def ones(*size: Any, dtype: DTypeLike = None, requires_grad: bool = False) -> Tensor:
-    shape = size_args("ones", size)
+    shape = _new_shape("ones", size)
     return Tensor(np.ones(shape, dtype=_float_dtype(dtype)), requires_grad=requires_grad)
 
 
 def full(
     size: Sequence[int], fill_value: Any, *, dtype: DTypeLike = None, requires_grad: bool = False
 ) -> Tensor:
-    """A tensor of ``size`` filled with ``fill_value`` (its dtype follows the value's kind)."""
+    """A tensor of ``size`` filled with ``fill_value`` (its dtype follows the value's kind).
+
+    A numpy scalar counts as the Python number it holds, as in PyTorch (``np.float64(1.5)``
+    gives float32, ``np.int32(1)`` int64).
+    """
+    if isinstance(fill_value, np.generic):
+        fill_value = fill_value.item()
     if dtype is None:
         dtype = as_array(fill_value).dtype
-    shape = size_args("full", (size,))
+    shape = _new_shape("full", (size,))
     return Tensor(np.full(shape, fill_value, dtype=dtype), requires_grad=requires_grad)
 
 
@@ -89,20 +105,38 @@ def ones_like(input: Tensor, *, dtype: DTypeLike = None, requires_grad: bool = F
 
 
 def arange(
-    start: Any,
+    start: Any = 0,
     end: Any = None,
     step: Any = 1,
     *,
     dtype: DTypeLike = None,
     requires_grad: bool = False,
 ) -> Tensor:
-    """Values from ``start`` up to (not including) ``end``: int64 for ints, else float32."""
+    """Values from ``start`` up to (not including) ``end``: int64 for ints, else float32.
+
+    ``arange(5)`` counts from 0, as does ``arange(end=5)``. Float values are computed in
+    float64 and then cast, as PyTorch does, so ``arange(1.0, 0.0, -0.3)`` ends in 0.4, not
+    in float32 steps' 0.39999998.
+    """
     if end is None:
         start, end = 0, start
+    if step == 0:
+        raise RuntimeError("arange: step must be nonzero")
+    if (end - start) * step < 0:
+        raise RuntimeError(
+            f"arange: upper bound and larger bound inconsistent with step sign "
+            f"(start={start}, end={end}, step={step})"
+        )
     if dtype is None:
         all_ints = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
         dtype = np.int64 if all_ints else np.float32
-    return Tensor(np.arange(start, end, step, dtype=dtype), requires_grad=requires_grad)
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        count = int(np.ceil((end - start) / step))
+        values = (start + np.arange(count, dtype=np.float64) * step).astype(dtype)
+    else:
+        values = np.arange(start, end, step, dtype=dtype)
+    return Tensor(values, requires_grad=requires_grad)
 
 
 def randn(

@@ -637,6 +637,8 @@ class Reshape(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, *, shape: tuple[int, ...]) -> np.ndarray:
         ctx.shape = x.shape
+        if any(n < -1 for n in shape):  # numpy reads any negative size as -1; PyTorch refuses
+            raise RuntimeError(f"reshape: invalid shape dimension {min(shape)} in {list(shape)}")
         try:
             return x.reshape(shape)
         except ValueError:

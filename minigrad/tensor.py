@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from minigrad import ops
-from minigrad._shapes import Dim, normalize_dim, size_args
+from minigrad._shapes import Dim, check_broadcast, normalize_dim, size_args
 from minigrad.autograd import (
     Node,
     RemovableHandle,
@@ -151,7 +151,9 @@ class Tensor:
         """The shape, or the size of one ``dim``, as PyTorch's ``size()``."""
         if dim is None:
             return self.shape
-        return self.shape[normalize_dim("size", dim, self.ndim)] if self.ndim else 1
+        if self.ndim == 0:
+            raise IndexError(f"size: dimension specified as {dim} but tensor has no dimensions")
+        return self.shape[normalize_dim("size", dim, self.ndim)]
 
     def dim(self) -> int:
         return self.ndim
@@ -174,11 +176,20 @@ class Tensor:
 
     def __bool__(self) -> bool:
         if self.data.size != 1:
+            how_many = "no values" if self.data.size == 0 else "more than one value"
             raise RuntimeError(
-                "Boolean value of Tensor with more than one value is ambiguous "
-                f"(shape {self.shape})"
+                f"Boolean value of Tensor with {how_many} is ambiguous (shape {self.shape})"
             )
         return bool(self.data)
+
+    def __index__(self) -> int:
+        """An integer tensor of one element as a Python index (``items[t]``), as in PyTorch."""
+        if self.data.dtype.kind not in "iu" or self.data.size != 1:
+            raise TypeError(
+                "only integer tensors of a single element can be converted to an index "
+                f"(this one has dtype {self.dtype} and shape {self.shape})"
+            )
+        return int(self.data.item())
 
     def __repr__(self) -> str:
         """PyTorch's form, ``tensor([1., 2.], requires_grad=True, name='w')``; a large tensor's
@@ -329,29 +340,41 @@ class Tensor:
 
     # Comparisons give bool tensors with no graph.
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return Tensor(self.data == _value(other))
+        return self._compare("eq", np.equal, other)
 
     def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return Tensor(self.data != _value(other))
+        return self._compare("ne", np.not_equal, other)
 
     def __lt__(self, other: Any) -> Tensor:
-        return Tensor(self.data < _value(other))
+        return self._compare("lt", np.less, other)
 
     def __le__(self, other: Any) -> Tensor:
-        return Tensor(self.data <= _value(other))
+        return self._compare("le", np.less_equal, other)
 
     def __gt__(self, other: Any) -> Tensor:
-        return Tensor(self.data > _value(other))
+        return self._compare("gt", np.greater, other)
 
     def __ge__(self, other: Any) -> Tensor:
-        return Tensor(self.data >= _value(other))
+        return self._compare("ge", np.greater_equal, other)
+
+    def _compare(self, op: str, ufunc: Any, other: Any) -> Tensor:
+        value = _value(other)
+        check_broadcast(op, self.data, value)  # shapes that do not broadcast: RuntimeError
+        return Tensor(ufunc(self.data, value))
 
     def __getitem__(self, index: Any) -> Tensor:
         return ops.GetItem.apply(self, index=_index(index))
 
     def __setitem__(self, index: Any, value: Any) -> None:
         self._check_inplace("__setitem__")
-        self.data[_index(index)] = _value(value)
+        value = _value(value)
+        try:
+            self.data[_index(index)] = value
+        except ValueError as exc:
+            raise RuntimeError(
+                f"__setitem__: cannot write a value of shape {np.shape(value)} into that part of "
+                f"a tensor of shape {self.shape} ({exc})"
+            ) from None
         self._version.value += 1
 
     # ------------------------------------------------------------------------- methods
@@ -489,10 +512,16 @@ class Tensor:
         return ops.Clone.apply(self)
 
     def to(self, dtype: DTypeLike) -> Tensor:
-        """A copy in ``dtype`` (differentiable between float dtypes); self if already so."""
-        if np.dtype(dtype) == self.dtype:
+        """A copy in ``dtype`` (differentiable between float dtypes); self if already so.
+
+        An integer or bool result has no graph, as in PyTorch: it cannot require grad.
+        """
+        dtype = np.dtype(dtype)
+        if dtype == self.dtype:
             return self
-        return ops.Cast.apply(self, dtype=np.dtype(dtype))
+        if dtype.kind != "f":
+            return Tensor(self.data.astype(dtype))
+        return ops.Cast.apply(self, dtype=dtype)
 
     def float(self) -> Tensor:
         return self.to(np.float32)
@@ -523,7 +552,10 @@ class Tensor:
         """``ufunc(data, value)`` written into ``data``; ``value`` is an array or a number."""
         self._check_inplace(op)
         try:
-            ufunc(self.data, value, out=self.data)
+            with np.errstate(
+                divide="ignore", invalid="ignore", over="ignore"
+            ):  # inf, nan: as torch
+                ufunc(self.data, value, out=self.data)
         except ValueError as exc:
             raise RuntimeError(
                 f"{op}: cannot write a result of shape {np.shape(value)} combined with "
@@ -569,13 +601,22 @@ class Tensor:
 
     def fill_(self, value: Any) -> Tensor:
         self._check_inplace("fill_")
+        value = _value(value)
+        if np.ndim(value) != 0:
+            raise RuntimeError(
+                f"fill_: only supports a 0-dimension value, but got one of shape {np.shape(value)}"
+            )
         self.data.fill(value)
         self._version.value += 1
         return self
 
     def clamp_(self, min: Any = None, max: Any = None) -> Tensor:
+        """Clamp in place; bounds may be numbers or tensors (not recorded in the graph)."""
         self._check_inplace("clamp_")
-        np.clip(self.data, min, max, out=self.data)
+        try:
+            np.clip(self.data, _value(min), _value(max), out=self.data, casting="same_kind")
+        except TypeError as exc:  # numpy's UFuncTypeError: float bounds for an int tensor
+            raise RuntimeError(f"clamp_: {exc}") from None
         self._version.value += 1
         return self
 
@@ -662,5 +703,5 @@ def _squeezed_shape(shape: tuple[int, ...], dim: Dim) -> tuple[int, ...]:
     if dim is None:
         return tuple(n for n in shape if n != 1)
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    axes = {normalize_dim("squeeze", d, len(shape)) for d in dims} if shape else set()
+    axes = {normalize_dim("squeeze", d, len(shape)) for d in dims}  # 0-d: only 0 and -1
     return tuple(n for i, n in enumerate(shape) if not (i in axes and n == 1))
