@@ -170,18 +170,26 @@ class Softmax(Module):
 class Dropout(Module):
     """Zero each element with probability p in training, scaling the rest by 1/(1-p)."""
 
-    def __init__(self, p: float = 0.5, *, generator: np.random.Generator | None = None) -> None:
+    def __init__(
+        self, p: float = 0.5, inplace: bool = False, *, generator: np.random.Generator | None = None
+    ) -> None:
         super().__init__()
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        if inplace:
+            raise ValueError(
+                "Dropout(inplace=True) is not supported: minigrad does not record in-place ops "
+                "in the graph (the result is the same with inplace=False)"
+            )
         self.p = p
+        self.inplace = inplace
         self.generator = generator
 
     def forward(self, input: Tensor) -> Tensor:
         return F.dropout(input, self.p, self.training, generator=self.generator)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}"
+        return f"p={self.p}, inplace={self.inplace}"
 
 
 class LayerNorm(Module):
@@ -201,6 +209,7 @@ class LayerNorm(Module):
         self.normalized_shape = tuple(shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
+        self.has_bias = elementwise_affine and bias  # PyTorch's repr shows it as bias=...
         if elementwise_affine:
             self.weight: Parameter | None = Parameter(np.ones(self.normalized_shape, dtype=dtype))
             if bias:
@@ -218,7 +227,8 @@ class LayerNorm(Module):
 
     def extra_repr(self) -> str:
         return (
-            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+            f"{self.normalized_shape}, eps={self.eps}, "
+            f"elementwise_affine={self.elementwise_affine}, bias={self.has_bias}"
         )
 
 
@@ -332,3 +342,19 @@ class ModuleList(Module):
 
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
+
+    def __repr__(self) -> str:
+        """Runs of identical children collapse to ``(0-2): 3 x ReLU()``, as in PyTorch."""
+        reprs = [repr(module).replace("\n", "\n  ") for module in self._modules.values()]
+        if not reprs:
+            return "ModuleList()"
+        lines, start = [], 0
+        for end in range(1, len(reprs) + 1):
+            if end == len(reprs) or reprs[end] != reprs[start]:
+                run = end - start
+                name = f"({start})" if run == 1 else f"({start}-{end - 1})"
+                lines.append(
+                    f"{name}: {reprs[start]}" if run == 1 else f"{name}: {run} x {reprs[start]}"
+                )
+                start = end
+        return "ModuleList(\n  " + "\n  ".join(lines) + "\n)"

@@ -226,6 +226,10 @@ class Module:
     def to(self, dtype: Any) -> Module:
         """Convert every floating parameter and buffer to ``dtype``, in place (same objects)."""
         dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(
+                f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}"
+            )
         for tensor in [*self.parameters(), *self.buffers()]:
             if np.issubdtype(tensor.dtype, np.floating) and tensor.dtype != dtype:
                 tensor.data = tensor.data.astype(dtype)
@@ -298,14 +302,16 @@ class Module:
         return ""
 
     def __repr__(self) -> str:
-        lines = []
+        """PyTorch's layout: settings inline when there are no children, else one per line."""
+        extra = self.extra_repr()
+        lines = extra.split("\n") if extra else []
+        children = []
         for name, module in self._modules.items():
             child = repr(module).replace("\n", "\n  ")
-            lines.append(f"({name}): {child}")
-        head = f"{type(self).__name__}({self.extra_repr()}"
-        if not lines:
-            return head + ")"
-        return head + "\n  " + "\n  ".join(lines) + "\n)"
+            children.append(f"({name}): {child}")
+        if not children:
+            return f"{type(self).__name__}({extra})"
+        return f"{type(self).__name__}(\n  " + "\n  ".join(lines + children) + "\n)"
 
 
 def _prefix_parameter_names(child: Module, name: str) -> None:
