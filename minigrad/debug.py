@@ -127,6 +127,10 @@ class detect_anomaly(contextlib.ContextDecorator):  # noqa: N801 - PyTorch's nam
     def __init__(self, check_nan: bool = True) -> None:
         self.check_nan = check_nan
 
+    def _recreate_cm(self) -> detect_anomaly:
+        # A fresh instance per decorated call, so recursive calls keep their own `_previous`.
+        return type(self)(self.check_nan)
+
     def __enter__(self) -> None:
         self._previous = (_State.anomaly, _State.check_nan)
         _State.anomaly, _State.check_nan = True, bool(self.check_nan)
@@ -290,7 +294,9 @@ class trace(contextlib.ContextDecorator):  # noqa: N801 - a context manager, nam
         return self.result
 
     def __exit__(self, *exc: object) -> None:
-        _State.traces.remove(self.result)
+        # By identity: two traces that saw the same steps are equal, and a nested one must
+        # not take its outer trace out.
+        _State.traces[:] = [t for t in _State.traces if t is not self.result]
         _update()
 
 
@@ -364,6 +370,12 @@ class break_on(contextlib.ContextDecorator):  # noqa: N801 - a context manager, 
     def __init__(self, *targets: str) -> None:
         if not targets:
             raise TypeError('break_on needs an op or layer name, e.g. break_on("Linear")')
+        for target in targets:
+            if not isinstance(target, str):
+                raise TypeError(
+                    f"break_on takes names, not {type(target).__name__} objects: pass the op "
+                    'or layer name, e.g. break_on("Linear") or break_on("fc1")'
+                )
         self.targets = targets
 
     def __enter__(self) -> break_on:
