@@ -239,7 +239,7 @@ def load(path: str | os.PathLike[str]) -> Any:
     with f:
         try:
             archive = np.load(f, allow_pickle=False)
-        except (ValueError, EOFError, OSError, zipfile.BadZipFile) as error:
+        except _UNREADABLE as error:
             # np.load treats anything that is neither a zip nor a .npy file as a pickle and
             # refuses it, so text, random bytes and raw pickles all end up here.
             raise CheckpointError(
@@ -253,7 +253,12 @@ def load(path: str | os.PathLike[str]) -> Any:
             )
         with archive:
             tree = _read_metadata(archive, path)
-            return _decode(tree, [], _Members(archive, path))
+            try:
+                return _decode(tree, [], _Members(archive, path))
+            except RecursionError as error:  # a crafted file nested deeper than save() writes
+                raise CheckpointError(
+                    f"cannot load checkpoint {path!r}: its metadata is nested too deeply"
+                ) from error
 
 
 def _read_metadata(archive: np.lib.npyio.NpzFile, path: str) -> Any:
@@ -270,9 +275,11 @@ def _read_metadata(archive: np.lib.npyio.NpzFile, path: str) -> Any:
         )
     try:
         metadata = json.loads(str(text[()]))
-    except json.JSONDecodeError as error:
+    except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError; so is an
+        # int too long to convert, and JSON nested beyond Python's recursion limit is neither
         raise CheckpointError(
-            f"cannot load checkpoint {path!r}: its metadata is not valid JSON: {error}"
+            f"cannot load checkpoint {path!r}: its metadata is not valid JSON that minigrad "
+            f"can read: {type(error).__name__}: {error}"
         ) from error
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise CheckpointError(
@@ -287,6 +294,19 @@ def _read_metadata(archive: np.lib.npyio.NpzFile, path: str) -> Any:
     if "tree" not in metadata:
         raise CheckpointError(f"cannot load checkpoint {path!r}: its metadata has no 'tree'")
     return metadata["tree"]
+
+
+# What reading a damaged or foreign archive raises: besides the plain I/O and format errors,
+# zipfile raises NotImplementedError for an unsupported compression method or zip version
+# and RuntimeError for an encrypted member.
+_UNREADABLE = (
+    ValueError,
+    EOFError,
+    OSError,
+    zipfile.BadZipFile,
+    NotImplementedError,
+    RuntimeError,
+)
 
 
 class _Members:
@@ -304,7 +324,7 @@ class _Members:
             )
         try:
             return self.archive[member]
-        except (ValueError, EOFError, OSError, zipfile.BadZipFile) as error:
+        except _UNREADABLE as error:
             # ValueError covers an object array, which np.load refuses to unpickle; a damaged
             # member fails its CRC check (BadZipFile) or ends early (EOFError, ValueError).
             raise CheckpointError(

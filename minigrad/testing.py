@@ -97,9 +97,11 @@ def _compare(
     if not close.all():
         where = tuple(int(n) for n in np.argwhere(~close)[0])
         diff = np.abs(ours - theirs)
+        finite = diff[~np.isnan(diff)]  # a NaN on one side only differs by NaN
+        largest = finite.max() if finite.size else float("nan")
         problems.append(
             f"{what}: {int((~close).sum())} of {close.size} elements differ (largest difference "
-            f"{np.nanmax(diff)}); first at {where}: minigrad {ours[where].item()!r}, torch "
+            f"{largest}); first at {where}: minigrad {ours[where].item()!r}, torch "
             f"{theirs[where].item()!r}\n  minigrad: {np.array2string(ours, precision=6)}\n"
             f"  torch:    {np.array2string(theirs, precision=6)}"
         )
