@@ -81,7 +81,11 @@ def save(obj: Any, path: str | os.PathLike[str]) -> None:
     Raises:
         TypeError: ``obj`` holds something else (a set, an object, an object-dtype array, a
             float key, ...); the message names its key path, for example ``state.0.exp_avg``.
-        ValueError: ``obj`` contains itself.
+        ValueError: ``obj`` contains itself, or holds an int of more than 4,300 digits (the
+            limit of Python's int-to-text conversion).
+        RecursionError: ``obj`` nests hundreds of levels deep (a state dict nests
+            three or four).
+    Nothing is written when any of these is raised.
     """
     path = os.fspath(path)
     if not path.endswith(".npz"):
