@@ -150,7 +150,8 @@ class LeakyReluFunction(Function):
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x for x > 0, ``negative_slope * x`` otherwise."""
-    return LeakyReluFunction.apply(input, negative_slope=negative_slope)
+    # float(): a numpy float64 slope would make numpy promote a float32 result to float64.
+    return LeakyReluFunction.apply(input, negative_slope=float(negative_slope))
 
 
 # Cody's rational approximations of erf/erfc (W. J. Cody, "Rational Chebyshev approximations
@@ -401,7 +402,8 @@ def layer_norm(
                 f"got {list(param.shape)}"
             )
     axes = tuple(range(input.ndim - k, input.ndim))
-    return LayerNormFunction.apply(input, weight, bias, axes=axes, eps=eps)
+    # float(): a numpy float64 eps would make numpy promote a float32 result to float64.
+    return LayerNormFunction.apply(input, weight, bias, axes=axes, eps=float(eps))
 
 
 # ============================================================================= embedding
