@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_checkpoint import assert_same, round_trip
+from test_gradcheck import WrongCube
 
 import minigrad as mg
 from minigrad import nn, optim
@@ -25,34 +27,6 @@ from minigrad.checkpoint import METADATA_MEMBER
 from minigrad.testing import assert_grads_match_torch
 
 torch = pytest.importorskip("torch")
-
-
-def assert_same(actual: Any, expected: Any, where: str = "top") -> None:
-    """Equal values of exactly the same types all the way down (1 is not 1.0 nor True)."""
-    assert type(actual) is type(expected), f"{where}: {type(actual)} != {type(expected)}"
-    if isinstance(expected, (np.ndarray, np.generic)):
-        assert actual.dtype == expected.dtype, where
-        assert np.shape(actual) == np.shape(expected), where
-        if expected.dtype.kind in "mM":
-            assert np.array_equal(actual.view("i8"), expected.view("i8")), where
-        else:
-            np.testing.assert_array_equal(actual, expected, err_msg=where)
-    elif isinstance(expected, dict):
-        assert [(type(k), k) for k in actual] == [(type(k), k) for k in expected], where
-        for key in expected:
-            assert_same(actual[key], expected[key], f"{where}.{key}")
-    elif isinstance(expected, (list, tuple)):
-        assert len(actual) == len(expected), where
-        for i, (a, e) in enumerate(zip(actual, expected)):
-            assert_same(a, e, f"{where}.{i}")
-    else:
-        assert actual == expected, where
-
-
-def round_trip(obj: Any, tmp_path) -> Any:
-    path = tmp_path / "audit.npz"
-    mg.save(obj, path)
-    return mg.load(path)
 
 
 def write_metadata(path, text: str) -> None:
@@ -419,18 +393,6 @@ def test_gradcheck_names_the_element_where_the_function_is_undefined():
 
 
 # ------------------------------------------------------------ assert_grads_match_torch
-
-
-class WrongCube(mg.Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x**3
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        (x,) = ctx.saved_tensors
-        return grad_output * 2 * x**2
 
 
 class ProductWithoutSecondGradient(mg.Function):
