@@ -107,6 +107,7 @@ class Optimizer:
             raise TypeError(_SET_MESSAGE)
         else:
             param_group["params"] = list(params)
+        _split_names(param_group)
 
         for i, param in enumerate(param_group["params"]):
             if not isinstance(param, Tensor):
@@ -173,7 +174,14 @@ class Optimizer:
                 for param in group["params"]:
                     grad = param.grad
                     if grad is not None:
-                        self._update(param, grad, self.state[param], group)
+                        state = self.state.get(param)
+                        if state is None:  # kept only if the rule stores something, as PyTorch
+                            state = {}
+                            self._update(param, grad, state, group)
+                            if state:
+                                self.state[param] = state
+                        else:
+                            self._update(param, grad, state, group)
         return loss
 
     def _update(
@@ -270,6 +278,22 @@ def _load_state_value(key: str, value: Any, param: Tensor, index: Any) -> Any:
             f"whose shape is {param.shape}"
         )
     return array
+
+
+def _split_names(param_group: ParamGroup) -> None:
+    """``(name, param)`` pairs (from ``model.named_parameters()``) become ``params`` and
+    ``param_names``, as in PyTorch, which also keeps the names in ``state_dict()``."""
+    params = param_group["params"]
+    named = [isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in params]
+    if not any(named):
+        return
+    if not all(named):
+        raise ValueError(
+            "all optimizer params should be with or without names: this group mixes "
+            "(name, parameter) pairs and bare parameters"
+        )
+    param_group["param_names"] = [name for name, _ in params]
+    param_group["params"] = [param for _, param in params]
 
 
 def add_to_param_(param: Tensor, update: np.ndarray, alpha: float) -> None:
