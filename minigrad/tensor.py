@@ -233,10 +233,18 @@ class Tensor:
         return self.data.copy() if copy else self.data
 
     def __float__(self) -> float:
-        return float(self.item())
+        return float(self._scalar())
 
     def __int__(self) -> int:
-        return int(self.item())
+        return int(self._scalar())
+
+    def _scalar(self) -> Any:
+        if self.data.size != 1:  # ValueError here, as PyTorch (item() raises RuntimeError)
+            raise ValueError(
+                f"only one element tensors can be converted to Python scalars (this one has "
+                f"shape {self.shape})"
+            )
+        return self.data.item()
 
     # ------------------------------------------------------------------------- autograd
 
@@ -357,7 +365,9 @@ class Tensor:
     def __ge__(self, other: Any) -> Tensor:
         return self._compare("ge", np.greater_equal, other)
 
-    def _compare(self, op: str, ufunc: Any, other: Any) -> Tensor:
+    def _compare(self, op: str, ufunc: Any, other: Any) -> Any:
+        if other is None and op in ("eq", "ne"):  # as PyTorch: a tensor is never None
+            return op == "ne"
         value = _value(other)
         check_broadcast(op, self.data, value)  # shapes that do not broadcast: RuntimeError
         return Tensor(ufunc(self.data, value))
@@ -530,7 +540,13 @@ class Tensor:
         return self.to(np.float64)
 
     def long(self) -> Tensor:
-        return Tensor(self.data.astype(np.int64))
+        return self.to(np.int64)
+
+    def int(self) -> Tensor:
+        return self.to(np.int32)
+
+    def bool(self) -> Tensor:
+        return self.to(np.bool_)
 
     # ------------------------------------------------------------------------- in place
 

@@ -706,3 +706,21 @@ def _torch_repr(t: Any) -> str:
 )
 def test_repr_has_pytorchs_form(make: Fn) -> None:
     assert repr(make(mg)) == _torch_repr(make(torch))
+
+
+def test_int_bool_conversions_and_comparison_with_none_like_torch() -> None:
+    values = [1.5, -2.0, 0.0]
+    ours, theirs = mg.tensor(values, requires_grad=True), torch.tensor(values, requires_grad=True)
+    for method in ("int", "long", "bool"):
+        got, expected = getattr(ours, method)(), getattr(theirs, method)()
+        same_tensor(got, expected)
+        assert got.grad_fn is None and not got.requires_grad
+    assert (ours == None) is False and (theirs == None) is False  # noqa: E711
+    assert (ours != None) is True and (theirs != None) is True  # noqa: E711
+    with pytest.raises(ValueError, match="only one element"):
+        int(theirs)
+    with pytest.raises(ValueError, match="only one element"):
+        int(ours)
+    with pytest.raises(ValueError, match="only one element"):
+        float(ours)
+    assert int(mg.tensor([7.9])) == int(torch.tensor([7.9])) == 7
