@@ -147,7 +147,7 @@ def randn(
 ) -> Tensor:
     """Standard normal samples from ``generator`` (default: the one ``manual_seed`` seeds)."""
     rng = generator if generator is not None else default_generator()
-    data = rng.standard_normal(size_args("randn", size), dtype=_float_dtype(dtype))
+    data = rng.standard_normal(_new_shape("randn", size), dtype=_float_dtype(dtype))
     return Tensor(data, requires_grad=requires_grad)
 
 
@@ -159,7 +159,7 @@ def rand(
 ) -> Tensor:
     """Uniform samples on [0, 1) from ``generator`` (default: the one ``manual_seed`` seeds)."""
     rng = generator if generator is not None else default_generator()
-    data = rng.random(size_args("rand", size), dtype=_float_dtype(dtype))
+    data = rng.random(_new_shape("rand", size), dtype=_float_dtype(dtype))
     return Tensor(data, requires_grad=requires_grad)
 
 
@@ -185,11 +185,21 @@ def dot(input: Any, other: Any) -> Tensor:
 
 
 def cat(tensors: Sequence[Any], dim: int = 0) -> Tensor:
+    _check_sequence("cat", tensors)
     return ops.Cat.apply(*[_tensor(t) for t in tensors], dim=dim)
 
 
 def stack(tensors: Sequence[Any], dim: int = 0) -> Tensor:
+    _check_sequence("stack", tensors)
     return ops.Stack.apply(*[_tensor(t) for t in tensors], dim=dim)
+
+
+def _check_sequence(op: str, tensors: Any) -> None:
+    if isinstance(tensors, Tensor):  # iterating would quietly take its rows
+        raise TypeError(
+            f"{op}: argument 'tensors' must be a sequence of Tensors, not a Tensor (of shape "
+            f"{tensors.shape}); wrap it in a list"
+        )
 
 
 def where(condition: Any, input: Any, other: Any) -> Tensor:

@@ -11,6 +11,7 @@ Conventions, so that every backward reads the same way:
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -364,6 +365,12 @@ class Clamp(Function):
     def forward(ctx: Context, x: np.ndarray, *, min: Any = None, max: Any = None) -> np.ndarray:
         if min is None and max is None:
             raise RuntimeError("clamp: at least one of 'min' or 'max' must not be None")
+        for name, bound in (("min", min), ("max", max)):
+            if bound is not None and (isinstance(bound, bool) or not isinstance(bound, Real)):
+                raise TypeError(
+                    f"clamp: {name} must be a number or None, got {type(bound).__name__} "
+                    "(for tensor bounds use mg.maximum and mg.minimum)"
+                )
         ctx.save_for_backward(x)
         ctx.min, ctx.max = min, max
         out = np.clip(x, min, max)

@@ -41,7 +41,7 @@ class Tensor:
 
     __slots__ = (
         "data",
-        "grad",
+        "_grad",
         "grad_fn",
         "_name",
         "_requires_grad",
@@ -64,7 +64,7 @@ class Tensor:
         name: str | None = None,
     ) -> None:
         self.data: np.ndarray = as_array(data, dtype)
-        self.grad: np.ndarray | None = None
+        self._grad: np.ndarray | None = None
         self.grad_fn: Node | None = None
         self._name = name
         self._requires_grad = False
@@ -81,7 +81,7 @@ class Tensor:
         """A result of an op (``Function.apply``): wrap ``data`` without checks or copies."""
         out = cls.__new__(cls)
         out.data = data
-        out.grad = None
+        out._grad = None
         out.grad_fn = None
         out._name = None
         out._requires_grad = False
@@ -97,6 +97,23 @@ class Tensor:
         self._requires_grad = True
 
     # ------------------------------------------------------------------------- attributes
+
+    @property
+    def grad(self) -> np.ndarray | None:
+        return self._grad
+
+    @grad.setter
+    def grad(self, grad: Any) -> None:
+        """``None``, or an array of this tensor's shape (as PyTorch checks): a gradient of
+        another shape would only fail later, in the middle of an optimizer's step."""
+        if grad is not None:
+            grad = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
+            if grad.shape != self.data.shape:
+                raise RuntimeError(
+                    f"assigned grad has data of a different size: grad of shape {grad.shape} "
+                    f"for a tensor of shape {self.data.shape}"
+                )
+        self._grad = grad
 
     @property
     def name(self) -> str | None:
@@ -294,13 +311,15 @@ class Tensor:
         Otherwise ``.grad`` starts as a copy: ``grad`` may be shared (``Add`` hands one array to
         both inputs, and a hook may have kept it).
         """
-        if self.grad is None:
+        # `_grad`, not the `grad` property: the engine has already fitted `grad` to this
+        # tensor's shape, so the setter's check would only cost time on every step.
+        if self._grad is None:
             if owned and grad.dtype == self.data.dtype:
-                self.grad = grad
+                self._grad = grad
             else:
-                self.grad = np.array(grad, dtype=self.data.dtype)
+                self._grad = np.array(grad, dtype=self.data.dtype)
         else:
-            self.grad += grad  # accumulate in place, as PyTorch does
+            self._grad += grad  # accumulate in place, as PyTorch does
 
     # ------------------------------------------------------------------------- operators
 
@@ -651,7 +670,12 @@ def as_array(data: Any, dtype: DTypeLike = None, copy: bool = False) -> np.ndarr
     if isinstance(data, (np.ndarray, np.generic)):
         array = np.array(data, dtype=dtype, copy=copy or None)
     else:
-        array = np.array(data, dtype=dtype)
+        try:
+            array = np.array(data, dtype=dtype)
+        except ValueError as exc:  # nested lists of different lengths, or text
+            raise ValueError(
+                f"tensor: cannot make a tensor from {type(data).__name__}: {exc}"
+            ) from None
         if dtype is None and array.dtype == np.float64:
             array = array.astype(np.float32)  # Python floats: PyTorch's default dtype
         elif dtype is None and array.dtype.kind in "iu":

@@ -6,6 +6,7 @@ outer products it is made of.
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from minigrad import ops
+from minigrad._shapes import check_broadcast
 from minigrad.autograd import Context, Function
 from minigrad.functions import default_generator
 from minigrad.tensor import Tensor, as_array
@@ -32,6 +34,16 @@ class LinearFunction(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, weight: np.ndarray, bias: Any = None) -> np.ndarray:
+        if weight.ndim != 2:
+            raise RuntimeError(
+                f"linear: weight must be 2-D (out_features, in_features), got shape "
+                f"{weight.shape} (input of shape {x.shape})"
+            )
+        if bias is not None and bias.shape != weight.shape[:1]:
+            raise RuntimeError(
+                f"linear: bias must have shape ({weight.shape[0]},) (out_features), got shape "
+                f"{np.shape(bias)}"
+            )
         if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
             raise RuntimeError(
                 f"linear: the input's last dim must be in_features={weight.shape[1]}, but the "
@@ -98,6 +110,11 @@ class LinearFunction(Function):
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = input W^T + b (see :class:`LinearFunction` for the outer-product backward)."""
+    if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
+        raise TypeError(
+            f"linear: input and weight must be Tensors, got {type(input).__name__} and "
+            f"{type(weight).__name__}"
+        )
     return LinearFunction.apply(input, weight, bias)
 
 
@@ -150,6 +167,8 @@ class LeakyReluFunction(Function):
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x for x > 0, ``negative_slope * x`` otherwise."""
+    if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
+        raise TypeError(f"leaky_relu: negative_slope must be a number, got {negative_slope!r}")
     # float(): a numpy float64 slope would make numpy promote a float32 result to float64.
     return LeakyReluFunction.apply(input, negative_slope=float(negative_slope))
 
@@ -846,6 +865,8 @@ def binary_cross_entropy(
             "sigmoid first, or use binary_cross_entropy_with_logits)"
         )
     w = _as_array(weight)
+    if w is not None:
+        check_broadcast("binary_cross_entropy (weight)", input.data, w)
     loss = BinaryCrossEntropyFunction.apply(input, target, weight=w)
     return _reduce(loss, reduction)
 
@@ -926,6 +947,10 @@ def binary_cross_entropy_with_logits(
             f"binary_cross_entropy_with_logits: target size {target.shape} must be the same "
             f"as input size {input.shape}"
         )
+    op = "binary_cross_entropy_with_logits"
+    for name, value in (("weight", weight), ("pos_weight", pos_weight)):
+        if value is not None:
+            check_broadcast(f"{op} ({name})", input.data, _as_array(value))
     loss = BinaryCrossEntropyWithLogitsFunction.apply(
         input, target, weight=_as_array(weight), pos_weight=_as_array(pos_weight)
     )

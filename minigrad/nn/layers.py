@@ -41,6 +41,7 @@ class Linear(Module):
         generator: np.random.Generator | None = None,
     ) -> None:
         super().__init__()
+        _check_sizes("Linear", in_features=in_features, out_features=out_features)
         self.in_features = in_features
         self.out_features = out_features
         self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
@@ -167,6 +168,13 @@ class Softmax(Module):
         return f"dim={self.dim}"
 
 
+def _check_sizes(layer: str, **sizes: Any) -> None:
+    """Layer sizes are non-negative ints (numpy's own error would not name the layer)."""
+    for name, size in sizes.items():
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 0:
+            raise ValueError(f"{layer}: {name} must be a non-negative int, got {size!r}")
+
+
 class Dropout(Module):
     """Zero each element with probability p in training, scaling the rest by 1/(1-p)."""
 
@@ -245,6 +253,7 @@ class Embedding(Module):
         generator: np.random.Generator | None = None,
     ) -> None:
         super().__init__()
+        _check_sizes("Embedding", num_embeddings=num_embeddings, embedding_dim=embedding_dim)
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise ValueError(

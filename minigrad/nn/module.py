@@ -103,6 +103,8 @@ class Module:
             setattr(self, name, param)
 
     def add_module(self, name: str, module: Module | None) -> None:
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: {type(module).__name__} is not a Module subclass")
         setattr(self, name, module)
 
     # ------------------------------------------------------------------------- calling
@@ -225,7 +227,10 @@ class Module:
 
     def to(self, dtype: Any) -> Module:
         """Convert every floating parameter and buffer to ``dtype``, in place (same objects)."""
-        dtype = np.dtype(dtype)
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError as exc:
+            raise TypeError(f"Module.to: {dtype!r} is not a dtype ({exc})") from None
         if dtype.kind != "f":
             raise TypeError(
                 f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}"

@@ -14,6 +14,7 @@ move between the two libraries once its tensors are converted to numpy arrays.
 from __future__ import annotations
 
 import copy
+import numbers
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -87,8 +88,12 @@ class Optimizer:
 
     def _check_hyperparameters(self, group: Mapping[str, Any]) -> None:
         """Raise ``ValueError`` for a hyper-parameter out of range (subclasses add theirs)."""
-        if "lr" in group and not 0.0 <= group["lr"]:
-            raise ValueError(f"Invalid learning rate: {group['lr']}")
+        if "lr" in group:
+            lr = group["lr"]
+            if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+                raise TypeError(f"Invalid learning rate: {lr!r} (it must be a number)")
+            if not 0.0 <= float(lr):
+                raise ValueError(f"Invalid learning rate: {lr}")
 
     def add_param_group(self, param_group: ParamGroup) -> None:
         """Add a group of parameters, e.g. layers unfrozen during fine-tuning.
@@ -222,6 +227,11 @@ class Optimizer:
         optimizer's. Buffers are copied and cast to their parameter's dtype; the loaded
         hyper-parameters replace the current ones.
         """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(
+                f"load_state_dict: expected a dict with 'state' and 'param_groups', got "
+                f"{type(state_dict).__name__}"
+            )
         groups = self.param_groups
         saved_groups = state_dict["param_groups"]
         if len(groups) != len(saved_groups):
