@@ -1,11 +1,13 @@
-"""Shape helpers: undoing broadcasting, and turning PyTorch-style ``dim`` arguments into axes.
+"""Shape helpers: undoing broadcasting, turning PyTorch-style ``dim`` arguments into axes,
+and checking that a size or setting is a number.
 
 Nothing here knows about Tensors or graphs; every function takes and returns numpy arrays,
-shapes (tuples of ints) or axes.
+shapes (tuples of ints), axes or plain values.
 """
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -54,13 +56,19 @@ def check_broadcast(op: str, a: Any, b: Any) -> None:
         broadcast_shapes(op, shape_a, shape_b)
 
 
+def is_number(value: Any, kind: type = numbers.Real) -> bool:
+    """Whether ``value`` is a Python or numpy number of ``kind`` (``numbers.Real`` or
+    ``numbers.Integral``). A bool is not one, though Python counts it as an int."""
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
 def normalize_dim(op: str, dim: int, ndim: int) -> int:
     """One PyTorch ``dim`` (negative counts from the end) as an axis in ``range(ndim)``.
 
     A 0-d tensor accepts dim 0 and -1, as in PyTorch; they map to axis 0 of the caller's
     choosing, so callers that reduce a 0-d array should use :func:`reduction_axes`.
     """
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+    if not is_number(dim, numbers.Integral):
         raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}")
     size = max(ndim, 1)
     if not -size <= dim < size:
@@ -102,6 +110,6 @@ def size_args(op: str, sizes: tuple[Any, ...]) -> Shape:
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
         sizes = tuple(sizes[0])
     for s in sizes:
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
+        if not is_number(s, numbers.Integral):
             raise TypeError(f"{op}: sizes must be ints, got {sizes!r}")
     return tuple(int(s) for s in sizes)

@@ -11,7 +11,6 @@ Conventions, so that every backward reads the same way:
 
 from __future__ import annotations
 
-from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ from minigrad._shapes import (
     broadcast_shapes,
     check_broadcast,
     expand_reduced,
+    is_number,
     normalize_dim,
     reduction_axes,
 )
@@ -366,7 +366,7 @@ class Clamp(Function):
         if min is None and max is None:
             raise RuntimeError("clamp: at least one of 'min' or 'max' must not be None")
         for name, bound in (("min", min), ("max", max)):
-            if bound is not None and (isinstance(bound, bool) or not isinstance(bound, Real)):
+            if bound is not None and not is_number(bound):
                 raise TypeError(
                     f"clamp: {name} must be a number or None, got {type(bound).__name__} "
                     "(for tensor bounds use mg.maximum and mg.minimum)"

@@ -6,7 +6,6 @@ outer products it is made of.
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from minigrad import ops
-from minigrad._shapes import check_broadcast
+from minigrad._shapes import check_broadcast, is_number
 from minigrad.autograd import Context, Function
 from minigrad.functions import default_generator
 from minigrad.tensor import Tensor, as_array
@@ -167,7 +166,7 @@ class LeakyReluFunction(Function):
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x for x > 0, ``negative_slope * x`` otherwise."""
-    if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
+    if not is_number(negative_slope):
         raise TypeError(f"leaky_relu: negative_slope must be a number, got {negative_slope!r}")
     # float(): a numpy float64 slope would make numpy promote a float32 result to float64.
     return LeakyReluFunction.apply(input, negative_slope=float(negative_slope))

@@ -6,12 +6,14 @@ Each layer keeps its math in ``nn.functional``; a layer holds parameters and set
 from __future__ import annotations
 
 import math
+import numbers
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
+from minigrad._shapes import is_number
 from minigrad.functions import float32
 from minigrad.nn import functional as F
 from minigrad.nn import init
@@ -171,7 +173,7 @@ class Softmax(Module):
 def _check_sizes(layer: str, **sizes: Any) -> None:
     """Layer sizes are non-negative ints (numpy's own error would not name the layer)."""
     for name, size in sizes.items():
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 0:
+        if not is_number(size, numbers.Integral) or size < 0:
             raise ValueError(f"{layer}: {name} must be a non-negative int, got {size!r}")
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterable
 
 import numpy as np
 
+from minigrad._shapes import is_number
 from minigrad.tensor import Tensor
 
 
@@ -22,7 +22,7 @@ def clip_grad_norm_(
     PyTorch computes it). Gradients are multiplied in place by
     ``min(1, max_norm / (total_norm + 1e-6))``. Returns the total norm before clipping.
     """
-    if isinstance(max_norm, bool) or not isinstance(max_norm, numbers.Real):
+    if not is_number(max_norm):
         raise TypeError(f"clip_grad_norm_: max_norm must be a number, got {max_norm!r}")
     params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
     grads = [p.grad for p in params if p.grad is not None]

@@ -12,6 +12,7 @@ import math
 import numbers
 from typing import Any
 
+from minigrad._shapes import is_number
 from minigrad.optim.optimizer import Optimizer
 
 
@@ -93,7 +94,7 @@ class StepLR(LRScheduler):
     def __init__(
         self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1
     ) -> None:
-        if not _is_number(step_size, numbers.Integral):
+        if not is_number(step_size, numbers.Integral):
             raise TypeError(f"StepLR: step_size must be a positive int, but got {step_size!r}")
         if step_size < 1:
             raise ValueError(f"StepLR: step_size must be a positive int, but got {step_size}")
@@ -133,7 +134,7 @@ class CosineAnnealingLR(LRScheduler):
     def __init__(
         self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
     ) -> None:
-        if not _is_number(T_max, numbers.Real):
+        if not is_number(T_max):
             raise TypeError(f"CosineAnnealingLR: T_max must be a positive number, got {T_max!r}")
         if T_max <= 0:
             raise ValueError(f"CosineAnnealingLR: T_max must be positive, but got {T_max}")
@@ -159,8 +160,3 @@ class CosineAnnealingLR(LRScheduler):
             + eta_min
             for group in groups
         ]
-
-
-def _is_number(value: Any, kind: type) -> bool:
-    """An int or float of ``kind`` (``numbers.Integral`` or ``numbers.Real``), not a bool."""
-    return isinstance(value, kind) and not isinstance(value, bool)

@@ -14,13 +14,13 @@ move between the two libraries once its tensors are converted to numpy arrays.
 from __future__ import annotations
 
 import copy
-import numbers
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
+from minigrad._shapes import is_number
 from minigrad.autograd import enable_grad, no_grad
 from minigrad.tensor import Tensor
 
@@ -90,7 +90,7 @@ class Optimizer:
         """Raise ``ValueError`` for a hyper-parameter out of range (subclasses add theirs)."""
         if "lr" in group:
             lr = group["lr"]
-            if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+            if not is_number(lr):
                 raise TypeError(f"Invalid learning rate: {lr!r} (it must be a number)")
             if not 0.0 <= float(lr):
                 raise ValueError(f"Invalid learning rate: {lr}")
